@@ -1,0 +1,65 @@
+# dsfc: one-command setup, run, test. Needs root on Debian 12 (apt, namespaces, FRR).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+SCENARIO ?= topologies/paper_fig3.yaml
+
+# Debian packages the project needs (installed only when missing)
+APT_PACKAGES := frr frr-pythontools mininet iproute2 nftables procps psmisc iputils-ping \
+	ethtool tshark netsniff-ng clang llvm libbpf-dev bpftool gcc make python3-venv python3-dev
+
+.PHONY: help setup apt run-scenario test test-unit test-integration bench clean distclean lint
+
+help:
+	@echo "make run-scenario   set up if needed, then run the main job"
+	@echo "make test           set up if needed, then run lint + unit + integration tests"
+	@echo "make bench          benchmarks (printed as tables)"
+	@echo "make clean          remove everything earlier runs left (namespaces, daemons, pins)"
+	@echo "make setup          Debian packages + virtualenv only"
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		if [ "$$(id -u)" != 0 ]; then echo "error: run as root to install packages" >&2; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+setup: apt $(VENV)/.installed
+
+run-scenario: setup
+	$(VPY) -m topologies demo $(SCENARIO)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test-unit: setup
+	$(VENV)/bin/pytest -q tests/unit
+
+test-integration: setup
+	$(VENV)/bin/pytest -q tests/integration
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q tests
+
+bench: setup
+	$(VPY) -m benchmarks
+
+clean:
+	@if [ -x $(VPY) ]; then $(VPY) -m topologies.runstate; \
+	else PYTHONPATH=. $(PY) -m topologies.runstate; fi
+	rm -rf .pytest_cache .ruff_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

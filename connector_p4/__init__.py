@@ -1,0 +1,1 @@
+"""dsfc: connector_p4 package."""

@@ -1,0 +1,303 @@
+"""YAML loading with line numbers, and a small field-checking toolkit.
+
+Every configuration file of the project (topologies, policies, scenarios, D-MANO node
+files) is read through :func:`load_yaml` and checked with a :class:`Fields` reader, so
+that a mistake is reported the same way everywhere::
+
+    topologies/paper_fig3.yaml:14: links[2].cost: expected an integer in 1..65535, got -5
+
+Mappings come back as :class:`YamlMap` (a ``dict`` that remembers the line of each
+key), sequences as :class:`YamlList` (a ``list`` that remembers the line of each item).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file is wrong; the message names the file, line, field and fix."""
+
+    def __init__(self, path: str | Path, line: int | None, field: str, message: str):
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.detail = message
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class YamlMap(dict):
+    """A mapping that knows the line where it starts and where each key is."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class YamlList(list):
+    """A sequence that knows the line where it starts and where each item is."""
+
+    line: int = 0
+    item_lines: list[int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> YamlMap:
+    loader.flatten_mapping(node)
+    result = YamlMap()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise ConfigError(
+                loader.name, key_node.start_mark.line + 1, str(key), "duplicate key"
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> YamlList:
+    result = YamlList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; syntax errors become a :class:`ConfigError` with the line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, None, "", f"cannot read file: {exc.strerror}") from exc
+    return loads_yaml(text, path)
+
+
+def loads_yaml(text: str, path: str | Path = "<string>") -> Any:
+    loader = _LineLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(path, line, "", f"invalid YAML: {exc.problem}") from exc
+    finally:
+        loader.dispose()
+
+
+_MISSING = object()
+
+
+class Fields:
+    """Reads the keys of one mapping, checking types; unknown keys are errors.
+
+    Use it as a context manager so the unknown-key check runs at the end::
+
+        with Fields(data, path, "links[0]") as f:
+            a = f.str("a")
+            cost = f.int("cost", lo=1, hi=65535)
+    """
+
+    def __init__(self, data: Any, path: str | Path, where: str, line: int | None = None):
+        self.path = str(path)
+        self.where = where
+        self.line = getattr(data, "line", None) or line
+        if not isinstance(data, dict):
+            raise ConfigError(
+                self.path, self.line, where or "(top level)",
+                f"expected a mapping (key: value), got {_describe(data)}",
+            )
+        self.data = data
+        self.used: set[str] = set()
+
+    # -- helpers ---------------------------------------------------------------------
+    def field(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def line_of(self, key: str) -> int | None:
+        lines = getattr(self.data, "key_lines", {})
+        return lines.get(key, self.line)
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(self.path, self.line_of(key), self.field(key), message)
+
+    def __enter__(self) -> Fields:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.done()
+
+    def done(self) -> None:
+        for key in self.data:
+            if key not in self.used:
+                allowed = ", ".join(sorted(self._known)) if self._known else "none"
+                raise self.error(str(key), f"unknown key (allowed here: {allowed})")
+
+    _known: set[str] = set()
+
+    def _get(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        self._known = self._known | {key}
+        if key not in self.data or self.data[key] is None:
+            if default is _MISSING:
+                raise ConfigError(
+                    self.path, self.line, self.field(key), "missing required field"
+                )
+            return default
+        return self.data[key]
+
+    def known(self, *keys: str) -> None:
+        """Declare keys as allowed without reading them (for the unknown-key message)."""
+        self._known = self._known | set(keys)
+
+    # -- typed readers -----------------------------------------------------------------
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        return self._get(key, default)
+
+    def str(self, key: str, default: Any = _MISSING, pattern: str | None = None,
+            hint: str = "") -> Any:
+        value = self._get(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, str) or not value:
+            raise self.error(key, f"expected a non-empty string, got {_describe(value)}")
+        if pattern is not None:
+            import re
+
+            if not re.fullmatch(pattern, value):
+                raise self.error(key, f"expected {hint or 'a value matching ' + pattern}, "
+                                      f"got {value!r}")
+        return value
+
+    def int(self, key: str, default: Any = _MISSING, lo: int | None = None,
+            hi: int | None = None) -> Any:
+        value = self._get(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        return check_int(value, lo, hi, lambda msg: self.error(key, msg))
+
+    def number(self, key: str, default: Any = _MISSING, lo: float | None = None,
+               hi: float | None = None, lo_open: bool = False) -> Any:
+        value = self._get(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"expected a number, got {_describe(value)}")
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            rel = ">" if lo_open else ">="
+            raise self.error(key, f"expected a number {rel} {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise self.error(key, f"expected a number <= {hi}, got {value}")
+        return float(value)
+
+    def bool(self, key: str, default: Any = _MISSING) -> Any:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {_describe(value)}")
+        return value
+
+    def choice(self, key: str, choices: Iterable[str], default: Any = _MISSING) -> Any:
+        choices = list(choices)
+        value = self._get(key, default)
+        if value not in choices:
+            raise self.error(key, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def ipv4(self, key: str, default: Any = _MISSING) -> Any:
+        value = self._get(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        try:
+            return ipaddress.IPv4Address(str(value))
+        except ValueError:
+            raise self.error(key, f"expected an IPv4 address like 10.254.1.1, "
+                                  f"got {value!r}") from None
+
+    def ipv4_net(self, key: str, default: Any = _MISSING) -> Any:
+        value = self._get(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        try:
+            return ipaddress.IPv4Network(str(value), strict=True)
+        except ValueError:
+            raise self.error(key, f"expected an IPv4 prefix like 10.1.100.0/24, "
+                                  f"got {value!r}") from None
+
+    def mapping(self, key: str, default: Any = _MISSING) -> Any:
+        value = self._get(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a mapping, got {_describe(value)}")
+        return value
+
+    def list(self, key: str, default: Any = _MISSING, min_len: int = 0) -> Any:
+        value = self._get(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, list):
+            raise self.error(key, f"expected a list, got {_describe(value)}")
+        if len(value) < min_len:
+            raise self.error(key, f"expected at least {min_len} item(s), got {len(value)}")
+        return value
+
+    def items(self, key: str, reader: Callable[[Fields], T], default: Any = _MISSING,
+              min_len: int = 0) -> list[T]:
+        """Read a list of mappings, each through ``reader(Fields)``."""
+        seq = self.list(key, default, min_len)
+        if seq is default and default is not _MISSING:
+            return seq
+        out: list[T] = []
+        lines = getattr(seq, "item_lines", [])
+        for i, item in enumerate(seq):
+            line = lines[i] if i < len(lines) else self.line_of(key)
+            with Fields(item, self.path, f"{self.field(key)}[{i}]", line) as sub:
+                out.append(reader(sub))
+        return out
+
+
+def check_int(value: Any, lo: int | None, hi: int | None,
+              make_error: Callable[[str], Exception]) -> int:
+    rng = ""
+    if lo is not None and hi is not None:
+        rng = f" in {lo}..{hi}"
+    elif lo is not None:
+        rng = f" >= {lo}"
+    elif hi is not None:
+        rng = f" <= {hi}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise make_error(f"expected an integer{rng}, got {_describe(value)}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise make_error(f"expected an integer{rng}, got {value}")
+    return value
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"boolean {value}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    return f"{type(value).__name__} {value!r}"

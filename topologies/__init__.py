@@ -1,0 +1,1 @@
+"""dsfc: topologies package."""

@@ -1,0 +1,5 @@
+import sys
+
+from topologies.cli import main
+
+sys.exit(main())

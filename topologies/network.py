@@ -1,0 +1,287 @@
+"""The Mininet builder: one emulated network from a topology file.
+
+Per NFV node N: a router namespace ``rN`` (FRR zebra + ospfd with the OSPF API), a
+connector namespace ``cN``, one namespace per VNF instance and one per host. No
+OpenFlow switch, no controller. Every namespace is a named one
+(``ip netns`` lists them as ``dsfc-<run id>-<node>``), every resource is recorded in
+the run registry first, and :meth:`Network.stop` / ``python -m topologies clean``
+remove all of it (see :mod:`topologies.runstate`).
+
+Wiring (interface names are per namespace)::
+
+    rN  lo 10.255.0.N/32   to-<peer> /30 per router link   conn 10.N.0.1/24   hosts 10.N.100.1/24
+    cN  rtr 10.N.0.2/24 (NSH endpoint, default via 10.N.0.1)
+        hbr: bridge of rtrh (peer of rN:hosts) and h-<host> (one per host)
+        v-<instance> (one per local VNF instance, Ethernet/NSH only)
+    <host>      eth0 10.N.100.x/24, default via 10.N.100.1
+    <instance>  eth0 (no IP: NSH over Ethernet with the connector)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mininet import log as mnlog
+from mininet.link import Link
+from mininet.net import Mininet
+from mininet.node import Node
+
+from topologies import addressing as addr
+from topologies import frr
+from topologies.readiness import wait_converged
+from topologies.runstate import Registry, clean_run, new_run
+from topologies.spec import Topology
+
+log = logging.getLogger(__name__)
+
+REQUIRED_TOOLS = ("mnexec", "ip", "tc", "nft", "sysctl")
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def check_host() -> None:
+    if os.geteuid() != 0:
+        raise BuildError("bringing up a topology needs root (network namespaces, FRR)")
+    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+    if missing:
+        raise BuildError(f"missing tools: {', '.join(missing)}; run 'make setup' "
+                         "(Debian packages mininet, iproute2, nftables, procps)")
+    frr.find_daemon("zebra")
+    frr.find_daemon("ospfd")
+    frr.find_vtysh()
+
+
+class NsNode(Node):
+    """A Mininet node whose namespace is also named (visible to ``ip netns``).
+
+    The name is recorded in the run registry before the namespace exists.
+    """
+
+    def __init__(self, name: str, registry: Registry, **params: Any):
+        self.netns = registry.namespace_name(name)
+        registry.add_namespace(self.netns)
+        super().__init__(name, inNamespace=True, **params)
+
+    def startShell(self, mnopts: str | None = None) -> None:  # noqa: N802 (Mininet API)
+        super().startShell(mnopts)
+        subprocess.run(["ip", "netns", "attach", self.netns, str(self.pid)],
+                       check=True, capture_output=True)
+
+    def run(self, cmd: str) -> str:
+        """Run a shell command in this namespace; raise with its output on failure."""
+        out = self.cmd(f"{cmd}; echo __rc=$?")
+        body, _, rc = out.rpartition("__rc=")
+        if rc.strip() != "0":
+            raise BuildError(f"{self.name}: '{cmd}' failed: {body.strip()}")
+        return body
+
+
+@dataclass
+class RouterHandle:
+    node: str
+    mn: Any  # the Mininet node
+    paths: frr.RouterPaths
+
+    def vtysh(self, *commands: str, timeout: float = 10) -> str:
+        proc = subprocess.run(self.paths.vtysh_args(*commands), capture_output=True,
+                              text=True, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise BuildError(f"vtysh on r{self.node} failed: {(proc.stdout + proc.stderr).strip()}")
+        return proc.stdout
+
+
+class Network:
+    """A running (or about to run) emulation of one topology.
+
+    Use as a context manager: the network is stopped and cleaned on exit, also on
+    exceptions and Ctrl-C.
+    """
+
+    def __init__(self, topo: Topology):
+        self.topo = topo
+        self.registry: Registry | None = None
+        self.net: Any = None
+        self.routers: dict[str, RouterHandle] = {}
+        self.nodes: dict[str, Any] = {}
+
+    # -- life cycle --------------------------------------------------------------------
+    def __enter__(self) -> Network:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def run_folder(self) -> Path:
+        assert self.registry is not None
+        return self.registry.folder
+
+    def start(self, converge_timeout: float | None = None) -> None:
+        check_host()
+        self.registry = new_run(str(self.topo.path))
+        log.info("run %s: folder %s", self.registry.run_id, self.registry.folder)
+        try:
+            self._build()
+            self._start_routers()
+            self.wait_converged(converge_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_converged(self, timeout: float | None = None) -> float:
+        if timeout is None:
+            timeout = 30 + 2 * len(self.topo.nodes)
+        return wait_converged(self.topo, self.routers, timeout)
+
+    def stop(self) -> None:
+        if self.registry is None:
+            return
+        if self.net is not None:
+            try:
+                self.net.stop()
+            except Exception as exc:  # keep cleaning: the namespaces go anyway
+                log.warning("mininet stop: %s", exc)
+            self.net = None
+        clean_run(self.registry)
+        log.info("run %s stopped and cleaned", self.registry.run_id)
+        self.registry = None
+
+    # -- construction ------------------------------------------------------------------
+    def _build(self) -> None:
+        mnlog.setLogLevel("warning")
+        Mininet.inited = True  # skip Mininet's host-wide sysctl/rlimit changes
+        assert self.registry is not None
+        net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
+                      waitConnected=False)
+        self.net = net
+        topo = self.topo
+
+        def add(name: str) -> Any:
+            node = net.addHost(name, cls=NsNode, registry=self.registry, ip=None)
+            self.nodes[name] = node
+            return node
+
+        for n in topo.nodes:
+            add(f"r{n.name}")
+            add(f"c{n.name}")
+        for inst in topo.instances:
+            add(inst.name)
+        for h in topo.hosts:
+            add(h.name)
+
+        def link(a: str, ia: str, b: str, ib: str) -> None:
+            net.addLink(self.nodes[a], self.nodes[b], intfName1=ia, intfName2=ib, cls=Link)
+
+        for lk in topo.links:
+            link(f"r{lk.a}", frr.router_iface(lk.b), f"r{lk.b}", frr.router_iface(lk.a))
+        for n in topo.nodes:
+            link(f"r{n.name}", frr.CONNECTOR_IFACE, f"c{n.name}", "rtr")
+            link(f"r{n.name}", frr.HOSTS_IFACE, f"c{n.name}", "rtrh")
+        for inst in topo.instances:
+            link(f"c{inst.node}", f"v-{inst.name}", inst.name, "eth0")
+        for h in topo.hosts:
+            link(f"c{h.node}", f"h-{h.name}", h.name, "eth0")
+        net.build()
+        self._configure()
+
+    def _configure(self) -> None:
+        topo, nodes, mtu = self.topo, self.nodes, self.topo.link_mtu
+        common = ("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
+                  "net.ipv6.conf.default.disable_ipv6=1; ip link set lo up")
+        for node in nodes.values():
+            node.run(common)
+        for n in topo.nodes:
+            r, c = nodes[f"r{n.name}"], nodes[f"c{n.name}"]
+            r.run("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0")
+            r.run(f"ip addr add {addr.loopback(n.index)} dev lo")
+            r.run(f"ip link set {frr.CONNECTOR_IFACE} mtu {mtu} up && ip addr add "
+                  f"{addr.router_connector_addr(n.index)} dev {frr.CONNECTOR_IFACE}")
+            r.run(f"ip link set {frr.HOSTS_IFACE} up && ip addr add "
+                  f"{addr.host_gateway(n.index)} dev {frr.HOSTS_IFACE}")
+            r.run(f"nft -f {self._api_filter()}")
+            c.run(f"ip link set rtr mtu {mtu} up && ip addr add "
+                  f"{addr.nsh_endpoint(n.index)} dev rtr && "
+                  f"ip route add default via {addr.router_connector_addr(n.index).ip}")
+            c.run("ip link add hbr type bridge && ip link set hbr up && "
+                  "ip link set rtrh master hbr up")
+        for lk in topo.links:
+            la = addr.link_addressing(lk)
+            for node, peer, ip in ((lk.a, lk.b, la.a_addr), (lk.b, lk.a, la.b_addr)):
+                r, dev = nodes[f"r{node}"], frr.router_iface(peer)
+                r.run(f"ip link set {dev} mtu {mtu} up && ip addr add {ip} dev {dev}")
+                if lk.bandwidth_mbit:
+                    rate = f"{lk.bandwidth_mbit}mbit"
+                    r.run(f"tc qdisc add dev {dev} root handle 1: htb default 1 && "
+                          f"tc class add dev {dev} parent 1: classid 1:1 htb rate {rate} "
+                          f"ceil {rate}")
+        for inst in topo.instances:
+            nodes[f"c{inst.node}"].run(f"ip link set v-{inst.name} mtu {mtu} up")
+            nodes[inst.name].run(f"ip link set eth0 mtu {mtu} up")
+        hosts = addr.host_addresses(topo)
+        for h in topo.hosts:
+            idx = topo.node(h.node).index
+            nodes[f"c{h.node}"].run(f"ip link set h-{h.name} master hbr up")
+            nodes[h.name].run(f"ip link set eth0 up && ip addr add {hosts[h.name]} dev eth0 "
+                              f"&& ip route add default via {addr.host_gateway(idx).ip}")
+
+    def _api_filter(self) -> Path:
+        """Only loopback may reach the OSPF API (TCP 2607/2608): no LSA injection."""
+        path = self.run_folder / "router-input.nft"
+        if not path.exists():
+            ports = ", ".join(str(p) for p in frr.OSPF_API_PORTS)
+            path.write_text(
+                "table inet dsfc {\n  chain input {\n"
+                "    type filter hook input priority 0; policy accept;\n"
+                f'    iifname != "lo" tcp dport {{ {ports} }} counter drop\n'
+                "  }\n}\n")
+        return path
+
+    def _start_routers(self) -> None:
+        assert self.registry is not None
+        for n in self.topo.nodes:
+            paths = frr.RouterPaths(self.registry.folder / f"r{n.name}")
+            frr.write_configs(self.topo, n.name, paths)
+            shutil.chown(paths.folder, "frr", "frr")
+            for f in paths.folder.iterdir():
+                shutil.chown(f, "frr", "frr")
+            frr.check_configs(paths)
+            self.routers[n.name] = RouterHandle(n.name, self.nodes[f"r{n.name}"], paths)
+        for handle in self.routers.values():
+            self._start_daemon(handle, "zebra")
+        for handle in self.routers.values():
+            self._start_daemon(handle, "ospfd")
+
+    def _start_daemon(self, handle: RouterHandle, daemon: str) -> None:
+        assert self.registry is not None
+        pidfile = handle.paths.pidfile(daemon)
+        args = " ".join(handle.paths.daemon_args(daemon))
+        handle.mn.run(f"{args} -d")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            vty = handle.paths.folder / f"{daemon}.vty"
+            zserv_ok = daemon != "zebra" or handle.paths.zserv.exists()
+            if vty.exists() and zserv_ok and pidfile.exists() and pidfile.read_text().strip():
+                break
+            time.sleep(0.02)
+        else:
+            tail = _tail(handle.paths.log(daemon))
+            raise BuildError(f"r{handle.node}: {daemon} did not start within 10 s; "
+                             f"its log ({handle.paths.log(daemon)}):\n{tail}")
+        self.registry.add_process(int(pidfile.read_text().strip()), f"r{handle.node}:{daemon}")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

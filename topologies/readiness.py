@@ -1,0 +1,116 @@
+"""Readiness: poll the routers until OSPF has converged, with a deadline.
+
+Converged means: on every router, every OSPF neighbour of the topology is Full, and
+the routing table has a selected route to every loopback, connector subnet, host
+subnet and router link of the topology. Never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from ipaddress import IPv4Network
+from typing import Any, Protocol
+
+from topologies import addressing as addr
+from topologies.spec import Topology
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.25
+
+
+class ConvergenceError(TimeoutError):
+    pass
+
+
+class Vtysh(Protocol):
+    def vtysh(self, *commands: str, timeout: float = 10) -> str: ...
+
+
+def expected_prefixes(topo: Topology) -> set[IPv4Network]:
+    out: set[IPv4Network] = set()
+    for n in topo.nodes:
+        out.add(addr.loopback(n.index).network)
+        out.add(addr.connector_subnet(n.index))
+        out.add(addr.host_subnet(n.index))
+    for lk in topo.links:
+        out.add(addr.link_addressing(lk).subnet)
+    return out
+
+
+def expected_neighbors(topo: Topology, node: str) -> set[str]:
+    rids = set()
+    for lk in topo.links:
+        if node in (lk.a, lk.b):
+            peer = lk.b if lk.a == node else lk.a
+            rids.add(str(addr.router_id(topo.node(peer).index)))
+    return rids
+
+
+def neighbor_states(router: Vtysh) -> dict[str, str]:
+    data = _json(router.vtysh("show ip ospf neighbor json"))
+    states: dict[str, str] = {}
+    for rid, entries in data.get("neighbors", {}).items():
+        for e in entries if isinstance(entries, list) else [entries]:
+            states[rid] = str(e.get("nbrState", e.get("state", "?")))
+    return states
+
+
+def routes(router: Vtysh, protocol: str = "") -> dict[str, list[dict[str, Any]]]:
+    cmd = f"show ip route {protocol} json" if protocol else "show ip route json"
+    return _json(router.vtysh(cmd))
+
+
+def ospf_route_costs(router: Vtysh) -> dict[IPv4Network, int]:
+    """Prefix -> metric of the selected OSPF route installed by zebra."""
+    out = {}
+    for prefix, entries in routes(router, "ospf").items():
+        for e in entries:
+            if e.get("protocol") == "ospf" and e.get("selected"):
+                out[IPv4Network(prefix)] = int(e["metric"])
+    return out
+
+
+def problems(topo: Topology, routers: Mapping[str, Vtysh]) -> list[str]:
+    """What still keeps the network from being converged (empty list when it is)."""
+    want = expected_prefixes(topo)
+    issues: list[str] = []
+    for node, router in routers.items():
+        states = neighbor_states(router)
+        for rid in sorted(expected_neighbors(topo, node)):
+            st = states.get(rid)
+            if st is None or not st.startswith("Full"):
+                issues.append(f"r{node}: neighbour {rid} is {st or 'absent'}")
+        table = routes(router)
+        have = {IPv4Network(p) for p, es in table.items() if any(e.get("selected") for e in es)}
+        missing = sorted(want - have)
+        if missing:
+            shown = ", ".join(str(p) for p in missing[:4])
+            more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+            issues.append(f"r{node}: no route to {shown}{more}")
+    return issues
+
+
+def wait_converged(topo: Topology, routers: Mapping[str, Vtysh], timeout: float) -> float:
+    """Block until converged; return the seconds it took. Raise ConvergenceError."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    issues: list[str] = ["not polled yet"]
+    while time.monotonic() < deadline:
+        issues = problems(topo, routers)
+        if not issues:
+            took = time.monotonic() - t0
+            log.info("OSPF converged in %.1f s (%d routers)", took, len(routers))
+            return took
+        time.sleep(POLL_S)
+    raise ConvergenceError(f"OSPF did not converge within {timeout:.0f} s: " + "; ".join(issues))
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise ConvergenceError(f"unexpected vtysh output: {text[:200]!r}") from exc

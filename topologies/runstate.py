@@ -1,0 +1,246 @@
+"""Run folders and the registry of everything a run creates, and the cleanup.
+
+Every bring-up gets a run folder ``/run/dsfc/<run id>/`` with ``registry.json``. A
+resource is recorded *before* it is created (an intent log), so a builder killed at
+any point (even with SIGKILL) leaves a registry that names everything it may have
+made. :func:`clean` reads the registries and removes exactly those things:
+
+- network namespaces (named ``dsfc-<run id>-<node>``): every process inside them is
+  ended by PID (these are processes this project started in its own namespaces),
+  then the namespace is deleted, which also deletes its veths;
+- bpffs pin folders (``/sys/fs/bpf/dsfc/<run id>``);
+- processes recorded by PID (checked against their recorded start time, so a reused
+  PID is never touched);
+- FRR crash-log folders of the daemons that were ended (``/var/tmp/frr/<d>.<pid>``);
+- the run folder itself.
+
+Nothing else on the host is touched: no other namespace, bridge or process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+RUN_ROOT = Path(os.environ.get("DSFC_RUN_ROOT", "/run/dsfc"))
+BPF_ROOT = Path("/sys/fs/bpf/dsfc")
+NETNS_DIR = Path("/run/netns")
+NS_PREFIX = "dsfc-"
+CRASHLOG_ROOT = Path("/var/tmp/frr")
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (/proc/PID/stat field 22)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rest = stat[stat.rfind(")") + 2:].split()
+    return int(rest[19])
+
+
+def alive(pid: int, start_time: int | None) -> bool:
+    st = proc_start_time(pid)
+    return st is not None and (start_time is None or st == start_time)
+
+
+@dataclass
+class Registry:
+    run_id: str
+    folder: Path
+    owner_pid: int = 0
+    owner_start: int | None = None
+    topology: str = ""
+    namespaces: list[str] = field(default_factory=list)
+    bpf_dirs: list[str] = field(default_factory=list)
+    processes: list[dict] = field(default_factory=list)  # {pid, start, name}
+
+    @property
+    def path(self) -> Path:
+        return self.folder / "registry.json"
+
+    def save(self) -> None:
+        data = {
+            "run_id": self.run_id, "owner_pid": self.owner_pid,
+            "owner_start": self.owner_start, "topology": self.topology,
+            "namespaces": self.namespaces, "bpf_dirs": self.bpf_dirs,
+            "processes": self.processes,
+        }
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, self.path)
+
+    @classmethod
+    def load(cls, folder: Path) -> Registry:
+        try:
+            data = json.loads((folder / "registry.json").read_text())
+        except (OSError, ValueError):
+            data = {}
+        return cls(
+            run_id=data.get("run_id", folder.name), folder=folder,
+            owner_pid=data.get("owner_pid", 0), owner_start=data.get("owner_start"),
+            topology=data.get("topology", ""), namespaces=data.get("namespaces", []),
+            bpf_dirs=data.get("bpf_dirs", []), processes=data.get("processes", []),
+        )
+
+    # -- recording -------------------------------------------------------------------
+    def namespace_name(self, node: str) -> str:
+        return f"{NS_PREFIX}{self.run_id}-{node}"
+
+    def add_namespace(self, name: str) -> None:
+        self.namespaces.append(name)
+        self.save()
+
+    def add_bpf_dir(self, path: Path) -> None:
+        self.bpf_dirs.append(str(path))
+        self.save()
+
+    def add_process(self, pid: int, name: str) -> None:
+        self.processes.append({"pid": pid, "start": proc_start_time(pid), "name": name})
+        self.save()
+
+    def owner_alive(self) -> bool:
+        return bool(self.owner_pid) and alive(self.owner_pid, self.owner_start)
+
+
+def new_run(topology: str = "") -> Registry:
+    """Create a run folder and its registry, owned by this process."""
+    RUN_ROOT.mkdir(parents=True, exist_ok=True)
+    run_id = time.strftime("%m%d%H%M%S") + secrets.token_hex(2)
+    folder = RUN_ROOT / run_id
+    folder.mkdir(mode=0o755)
+    reg = Registry(run_id=run_id, folder=folder, owner_pid=os.getpid(),
+                   owner_start=proc_start_time(os.getpid()), topology=topology)
+    reg.save()
+    return reg
+
+
+def list_runs() -> list[Registry]:
+    if not RUN_ROOT.is_dir():
+        return []
+    return [Registry.load(p) for p in sorted(RUN_ROOT.iterdir()) if p.is_dir()]
+
+
+def remove_crashlog_dir(daemon: str, pid: int) -> None:
+    """FRR keeps /var/tmp/frr/<daemon>.<pid>/ for crash logs; it is left if killed."""
+    shutil.rmtree(CRASHLOG_ROOT / f"{daemon}.{pid}", ignore_errors=True)
+
+
+# -- removal -----------------------------------------------------------------------------
+def _ip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+
+
+def namespace_pids(ns: str) -> list[int]:
+    proc = _ip("netns", "pids", ns)
+    return [int(p) for p in proc.stdout.split() if p.isdigit()]
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def end_processes(pids: list[int], grace_s: float = 3.0) -> list[tuple[int, str]]:
+    """SIGTERM, wait up to grace_s, then SIGKILL. Returns (pid, comm) of those ended."""
+    ended = [(p, _comm(p)) for p in pids]
+    starts = {p: proc_start_time(p) for p in pids}
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not any(alive(p, starts[p]) for p in pids):
+            break
+        time.sleep(0.05)
+    for p in pids:
+        if alive(p, starts[p]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+    for p in pids:  # reap if they are our children
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(p, os.WNOHANG)
+    return ended
+
+
+def remove_namespace(ns: str) -> list[tuple[int, str]]:
+    """End every process in our namespace ``ns``, then delete it (and its veths)."""
+    ended: list[tuple[int, str]] = []
+    if (NETNS_DIR / ns).exists():
+        for _ in range(3):  # a dying process may have forked
+            pids = [p for p in namespace_pids(ns) if p != os.getpid()]
+            if not pids:
+                break
+            ended += end_processes(pids)
+        proc = _ip("netns", "del", ns)
+        if proc.returncode != 0 and (NETNS_DIR / ns).exists():
+            log.warning("could not delete namespace %s: %s", ns, proc.stderr.strip())
+    return ended
+
+
+def clean_run(reg: Registry) -> None:
+    log.info("cleaning run %s (%s)", reg.run_id, reg.topology or "unknown topology")
+    procs = [p for p in reg.processes if alive(p["pid"], p.get("start"))]
+    ended = end_processes([p["pid"] for p in procs])
+    for ns in reg.namespaces:
+        ended += remove_namespace(ns)
+    # namespaces of this run that the registry may have missed (crash mid-write)
+    if NETNS_DIR.is_dir():
+        for ns_path in NETNS_DIR.glob(f"{NS_PREFIX}{reg.run_id}-*"):
+            ended += remove_namespace(ns_path.name)
+    for pid, comm in ended:
+        if comm in ("zebra", "ospfd", "staticd"):
+            remove_crashlog_dir(comm, pid)
+    for d in [*reg.bpf_dirs, str(BPF_ROOT / reg.run_id)]:
+        shutil.rmtree(d, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        BPF_ROOT.rmdir()  # only if empty
+    shutil.rmtree(reg.folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        RUN_ROOT.rmdir()  # only if empty
+
+
+def clean(include_live: bool = False) -> list[str]:
+    """Clean every run left behind. Runs whose builder still lives are kept unless
+    include_live (then their builder is not signalled, only their resources go)."""
+    cleaned = []
+    for reg in list_runs():
+        if reg.owner_alive() and reg.owner_pid != os.getpid() and not include_live:
+            log.warning("run %s is still in use by PID %d: not cleaned "
+                        "(stop it, or use --force)", reg.run_id, reg.owner_pid)
+            continue
+        clean_run(reg)
+        cleaned.append(reg.run_id)
+    return cleaned
+
+
+def main() -> int:
+    """``python -m topologies.runstate``: what ``make clean`` runs (stdlib only)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m topologies.runstate",
+                                description="remove everything earlier dsfc runs left")
+    p.add_argument("--force", action="store_true",
+                   help="also clean runs whose builder is still running")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    cleaned = clean(include_live=args.force)
+    print(f"cleaned {len(cleaned)} run(s)" + (f": {', '.join(cleaned)}" if cleaned else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

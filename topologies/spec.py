@@ -1,0 +1,329 @@
+"""The topology file format: parsing and validation into plain dataclasses.
+
+See the README ("Topology files") for the format with a full example. Every mistake
+raises :class:`dmano.yamlconf.ConfigError` naming the file, the line, the field and
+what was expected; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from dmano.yamlconf import ConfigError, Fields, load_yaml
+
+NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_]{0,9}"
+NAME_HINT = "a name of 1-10 letters, digits or '_' starting with a letter"
+INSTANCE_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,10}"
+INSTANCE_HINT = "a name of 1-11 letters, digits, '_' or '-' starting with a letter"
+PROTOCOLS = {"any": None, "icmp": 1, "tcp": 6, "udp": 17}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    index: int  # 1-based position in the file; drives the address plan
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    a: str
+    b: str
+    cost: int
+    bandwidth_mbit: float | None = None
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    id: int
+    anycast: IPv4Address
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    name: str
+    service: str
+    node: str
+    capacity: int  # processing units per second
+    cost: int | None = None  # fixed VNF cost (overrides the cost policy) if set
+    start: bool = True  # False: created but not started until a scenario starts it
+    id: int = 0  # opaque id, unique per node (position among the node's instances + 1)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    node: str
+    role: str  # source | sink | both
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    spi: int
+    services: tuple[str, ...]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ClassifierRule:
+    node: str
+    chain: int  # spi
+    priority: int
+    src: IPv4Network
+    dst: IPv4Network
+    proto: str
+    sport: tuple[int, int] | None
+    dport: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class OspfTimers:
+    hello_s: int = 1
+    dead_s: int = 4
+    spf_delay_ms: int = 50
+    spf_hold_ms: int = 100
+    spf_max_hold_ms: int = 1000
+    lsa_throttle_ms: int = 50
+    lsa_min_arrival_ms: int = 10
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    path: Path
+    nodes: tuple[NodeSpec, ...]
+    links: tuple[LinkSpec, ...]
+    services: tuple[ServiceSpec, ...] = ()
+    instances: tuple[InstanceSpec, ...] = ()
+    hosts: tuple[HostSpec, ...] = ()
+    chains: tuple[ChainSpec, ...] = ()
+    classifier: tuple[ClassifierRule, ...] = ()
+    description: str = ""
+    connector: str = "ebpf"
+    link_mtu: int = 1600
+    ospf: OspfTimers = field(default_factory=OspfTimers)
+
+    def node(self, name: str) -> NodeSpec:
+        return next(n for n in self.nodes if n.name == name)
+
+    def service(self, name: str) -> ServiceSpec:
+        return next(s for s in self.services if s.name == name)
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and validate a topology file."""
+    path = Path(path)
+    return parse_topology(load_yaml(path), path)
+
+
+def parse_topology(data: object, path: Path) -> Topology:
+    with Fields(data, path, "") as top:
+        name = top.str("name", default=path.stem)
+        description = top.str("description", default="")
+        connector = top.choice("connector", ["ebpf", "bmv2"], default="ebpf")
+        link_mtu = top.int("link_mtu", default=1600, lo=1600, hi=9000)
+        ospf = _ospf(top)
+        nodes = top.items("nodes", _node, min_len=1)
+        nodes = [NodeSpec(n.name, i + 1) for i, n in enumerate(nodes)]
+        if len(nodes) > 250:
+            raise top.error("nodes", f"at most 250 NFV nodes are supported, got {len(nodes)}")
+        _unique(top, "nodes", [n.name for n in nodes])
+        node_names = {n.name for n in nodes}
+        links = top.items("links", lambda f: _link(f, node_names), default=[])
+        links = [LinkSpec(lk.a, lk.b, lk.cost, lk.bandwidth_mbit, i) for i, lk in enumerate(links)]
+        _unique(top, "links", [tuple(sorted((lk.a, lk.b))) for lk in links],
+                what="link between the same two nodes")
+        services = top.items("services", _service, default=[])
+        _unique(top, "services", [s.name for s in services])
+        _unique(top, "services", [s.id for s in services], what="service id")
+        _unique(top, "services", [s.anycast for s in services], what="anycast address")
+        service_names = {s.name for s in services}
+        instances = top.items(
+            "instances", lambda f: _instance(f, node_names, service_names), default=[])
+        _unique(top, "instances", [i.name for i in instances])
+        instances = _number_instances(instances)
+        hosts = top.items("hosts", lambda f: _host(f, node_names), default=[])
+        _unique(top, "hosts", [h.name for h in hosts])
+        chains = top.items("chains", lambda f: _chain(f, service_names), default=[])
+        _unique(top, "chains", [c.spi for c in chains], what="chain spi")
+        spis = {c.spi for c in chains}
+        classifier = top.items(
+            "classifier", lambda f: _rule(f, node_names, spis), default=[])
+    topo = Topology(
+        name=name, path=path, nodes=tuple(nodes), links=tuple(links),
+        services=tuple(services), instances=tuple(instances), hosts=tuple(hosts),
+        chains=tuple(chains), classifier=tuple(classifier), description=description,
+        connector=connector, link_mtu=link_mtu, ospf=ospf,
+    )
+    _check_global_names(topo)
+    _check_connected(topo)
+    return topo
+
+
+# -- readers for each section ---------------------------------------------------------
+def _ospf(top: Fields) -> OspfTimers:
+    data = top.mapping("ospf", default=None)
+    if data is None:
+        return OspfTimers()
+    with Fields(data, top.path, "ospf", top.line_of("ospf")) as f:
+        t = OspfTimers(
+            hello_s=f.int("hello_s", default=1, lo=1, hi=65535),
+            dead_s=f.int("dead_s", default=4, lo=2, hi=65535),
+            spf_delay_ms=f.int("spf_delay_ms", default=50, lo=0, hi=600000),
+            spf_hold_ms=f.int("spf_hold_ms", default=100, lo=0, hi=600000),
+            spf_max_hold_ms=f.int("spf_max_hold_ms", default=1000, lo=0, hi=600000),
+            lsa_throttle_ms=f.int("lsa_throttle_ms", default=50, lo=0, hi=5000),
+            lsa_min_arrival_ms=f.int("lsa_min_arrival_ms", default=10, lo=0, hi=600000),
+        )
+        if t.dead_s <= t.hello_s:
+            raise f.error("dead_s", f"expected more than hello_s ({t.hello_s}), got {t.dead_s}")
+    return t
+
+
+def _node(f: Fields) -> NodeSpec:
+    return NodeSpec(f.str("name", pattern=NAME_PATTERN, hint=NAME_HINT), 0)
+
+
+def _link(f: Fields, nodes: set[str]) -> LinkSpec:
+    a = _ref(f, "a", nodes, "node")
+    b = _ref(f, "b", nodes, "node")
+    if a == b:
+        raise f.error("b", f"a link needs two different nodes, got {a!r} twice")
+    cost = f.int("cost", lo=1, hi=65535)
+    bw = f.number("bandwidth_mbit", default=None, lo=0, lo_open=True, hi=100000)
+    return LinkSpec(a, b, cost, bw)
+
+
+def _service(f: Fields) -> ServiceSpec:
+    name = f.str("name", pattern=NAME_PATTERN, hint=NAME_HINT)
+    sid = f.int("id", lo=1, hi=255)
+    anycast = f.ipv4("anycast")
+    if not anycast.is_private or anycast.is_loopback or anycast.is_multicast:
+        raise f.error("anycast", f"expected a private unicast address, got {anycast}")
+    return ServiceSpec(name, sid, anycast)
+
+
+def _instance(f: Fields, nodes: set[str], services: set[str]) -> InstanceSpec:
+    return InstanceSpec(
+        name=f.str("name", pattern=INSTANCE_PATTERN, hint=INSTANCE_HINT),
+        service=_ref(f, "service", services, "service"),
+        node=_ref(f, "node", nodes, "node"),
+        capacity=f.int("capacity", lo=1, hi=10_000_000),
+        cost=f.int("cost", default=None, lo=1, hi=65535),
+        start=f.bool("start", default=True),
+    )
+
+
+def _host(f: Fields, nodes: set[str]) -> HostSpec:
+    return HostSpec(
+        name=f.str("name", pattern=NAME_PATTERN, hint=NAME_HINT),
+        node=_ref(f, "node", nodes, "node"),
+        role=f.choice("role", ["source", "sink", "both"], default="both"),
+    )
+
+
+def _chain(f: Fields, services: set[str]) -> ChainSpec:
+    spi = f.int("spi", lo=1, hi=(1 << 24) - 1)
+    names = f.list("services", min_len=1)
+    for i, s in enumerate(names):
+        if s not in services:
+            known = ", ".join(sorted(services)) or "none defined"
+            raise f.error("services", f"item {i}: unknown service {s!r} (known: {known})")
+    if len(names) > 254:
+        raise f.error("services", "a chain has at most 254 services (NSH SI 255..1)")
+    return ChainSpec(spi, tuple(names), f.str("name", default=""))
+
+
+def _rule(f: Fields, nodes: set[str], spis: set[int]) -> ClassifierRule:
+    node = _ref(f, "node", nodes, "node")
+    chain = f.int("chain", lo=1, hi=(1 << 24) - 1)
+    if chain not in spis:
+        known = ", ".join(str(s) for s in sorted(spis)) or "none defined"
+        raise f.error("chain", f"unknown chain spi {chain} (known: {known})")
+    return ClassifierRule(
+        node=node, chain=chain,
+        priority=f.int("priority", default=100, lo=1, hi=65535),
+        src=f.ipv4_net("src", default=IPv4Network("0.0.0.0/0")),
+        dst=f.ipv4_net("dst", default=IPv4Network("0.0.0.0/0")),
+        proto=f.choice("proto", list(PROTOCOLS), default="any"),
+        sport=_port_range(f, "sport"),
+        dport=_port_range(f, "dport"),
+    )
+
+
+def _port_range(f: Fields, key: str) -> tuple[int, int] | None:
+    value = f.raw(key, default=None)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
+        return (value, value)
+    if isinstance(value, str) and "-" in value:
+        lo, _, hi = value.partition("-")
+        if lo.strip().isdigit() and hi.strip().isdigit():
+            lo_i, hi_i = int(lo), int(hi)
+            if 0 <= lo_i <= hi_i <= 65535:
+                return (lo_i, hi_i)
+    raise f.error(key, f"expected a port 0..65535 or a range like 1000-2000, got {value!r}")
+
+
+def _ref(f: Fields, key: str, known: set[str], what: str) -> str:
+    value = f.str(key)
+    if value not in known:
+        names = ", ".join(sorted(known)) or "none defined"
+        raise f.error(key, f"unknown {what} {value!r} (known: {names})")
+    return value
+
+
+def _unique(top: Fields, key: str, values: list, what: str = "name") -> None:
+    seen: dict = {}
+    seq = top.data.get(key) or []
+    lines = getattr(seq, "item_lines", [])
+    for i, v in enumerate(values):
+        if v in seen:
+            line = lines[i] if i < len(lines) else top.line_of(key)
+            shown = " - ".join(v) if isinstance(v, tuple) else v
+            raise ConfigError(top.path, line, f"{key}[{i}]",
+                              f"duplicate {what} {shown!s} (first at {key}[{seen[v]}])")
+        seen[v] = i
+
+
+def _number_instances(instances: list[InstanceSpec]) -> list[InstanceSpec]:
+    per_node: dict[str, int] = {}
+    out = []
+    for inst in instances:
+        per_node[inst.node] = per_node.get(inst.node, 0) + 1
+        out.append(InstanceSpec(inst.name, inst.service, inst.node, inst.capacity,
+                                inst.cost, inst.start, per_node[inst.node]))
+    return out
+
+
+def _check_global_names(topo: Topology) -> None:
+    """Mininet names: routers r<node>, connectors c<node>, VNFs and hosts by name."""
+    taken: dict[str, str] = {}
+    for n in topo.nodes:
+        taken[f"r{n.name}"] = f"router of node {n.name}"
+        taken[f"c{n.name}"] = f"connector of node {n.name}"
+    for kind, items in (("instances", topo.instances), ("hosts", topo.hosts)):
+        for i, item in enumerate(items):
+            if item.name in taken:
+                raise ConfigError(topo.path, None, f"{kind}[{i}].name",
+                                  f"{item.name!r} clashes with the {taken[item.name]}; "
+                                  "pick another name")
+            taken[item.name] = f"{kind[:-1]} {item.name}"
+
+
+def _check_connected(topo: Topology) -> None:
+    import networkx as nx
+
+    g = nx.Graph()
+    g.add_nodes_from(n.name for n in topo.nodes)
+    g.add_edges_from((lk.a, lk.b) for lk in topo.links)
+    parts = list(nx.connected_components(g))
+    if len(parts) > 1:
+        desc = "; ".join(", ".join(sorted(p)) for p in parts)
+        raise ConfigError(topo.path, None, "links",
+                          f"the NFV nodes must form one connected network, got {len(parts)} "
+                          f"islands: {desc}")

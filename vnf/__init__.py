@@ -1,0 +1,1 @@
+"""dsfc: vnf package."""
