@@ -36,7 +36,7 @@ from mininet.node import Node
 from topologies import addressing as addr
 from topologies import frr
 from topologies.readiness import wait_converged
-from topologies.runstate import Registry, clean_run, new_run
+from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new_run
 from topologies.spec import Topology
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,10 @@ class Network:
         self.registry = new_run(str(self.topo.path))
         log.info("run %s: folder %s", self.registry.run_id, self.registry.folder)
         try:
+            ensure_bpffs()
+            pins = BPF_ROOT / self.registry.run_id
+            self.registry.add_bpf_dir(pins)
+            pins.mkdir(parents=True)
             self._build()
             self._start_routers()
             self.wait_converged(converge_timeout)

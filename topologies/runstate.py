@@ -114,6 +114,15 @@ class Registry:
         return bool(self.owner_pid) and alive(self.owner_pid, self.owner_start)
 
 
+def ensure_bpffs() -> None:
+    """Mount the BPF filesystem on /sys/fs/bpf if it is not mounted yet."""
+    mounts = Path("/proc/mounts").read_text().split("\n")
+    if any(ln.split()[1:3] == ["/sys/fs/bpf", "bpf"] for ln in mounts if ln):
+        return
+    subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=True,
+                   capture_output=True)
+
+
 def new_run(topology: str = "") -> Registry:
     """Create a run folder and its registry, owned by this process."""
     RUN_ROOT.mkdir(parents=True, exist_ok=True)

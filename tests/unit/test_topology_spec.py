@@ -116,7 +116,7 @@ def test_yaml_syntax_error_has_line():
 
 
 def test_missing_file_names_it(tmp_path: Path):
-    with pytest.raises(ConfigError, match="nope.yaml: cannot read file"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read file"):
         load_topology(tmp_path / "nope.yaml")
 
 

@@ -1,0 +1,54 @@
+"""Integration tests: real namespaces and FRR daemons. They need root and the Debian
+packages that `make setup` installs; elsewhere they are skipped with the reason."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPO_DIR = ROOT / "topologies"
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "integration tests need root (network namespaces, FRR)"
+    for tool in ("mnexec", "vtysh", "ip", "nft"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (run make setup)"
+    if not Path("/usr/lib/frr/ospfd").exists():
+        return "FRR not installed (run make setup)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _missing()
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def our_namespaces() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [ln.split()[0] for ln in out.splitlines() if ln.startswith("dsfc-")]
+
+
+def root_veths() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"],
+                         capture_output=True, text=True).stdout
+    return {ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()}
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind():
+    """Every integration test must leave no namespace, veth or run folder of ours."""
+    before_ns, before_veth = set(our_namespaces()), root_veths()
+    yield
+    assert set(our_namespaces()) - before_ns == set(), "namespaces left behind"
+    assert root_veths() - before_veth == set(), "veths left behind"
