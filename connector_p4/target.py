@@ -1,0 +1,107 @@
+"""The interface between the P4Runtime server and a forwarding target.
+
+The P4Runtime server (``connector_p4.p4rt_server``) owns the P4Runtime state (entries,
+members, groups, arbitration) and translates every accepted change into calls on a
+:class:`Target`. The eBPF target (``connector_p4.ebpf_target``) implements it with BPF
+maps. See ``PIPELINE.md`` for the semantics every target must follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Protocol
+
+DROP_REASONS = (
+    "truncated", "bad_version", "bad_md_type", "ttl_expired", "si_zero", "unknown_path",
+    "no_instance", "not_nsh", "bad_gpe", "too_big", "policy_drop",
+)
+MAX_CLASSIFIER_RULES = 64
+MAX_SFF_ENTRIES = 4096
+MAX_SERVICES = 256
+MAX_MEMBERS = 1024
+GROUP_SLOTS = 64
+
+
+class TargetError(RuntimeError):
+    """A write the target cannot do; ``code`` is a gRPC status name (e.g.
+    RESOURCE_EXHAUSTED, INVALID_ARGUMENT, NOT_FOUND)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    local_ip: IPv4Address
+    router_mac: bytes  # 6 bytes
+    local_mac: bytes  # 6 bytes
+
+
+@dataclass(frozen=True)
+class Ternary:
+    value: int
+    mask: int
+
+
+@dataclass(frozen=True)
+class ClassifierRule:
+    priority: int
+    src: Ternary  # 32 bit
+    dst: Ternary  # 32 bit
+    proto: Ternary  # 8 bit
+    l4_src: Ternary  # 16 bit
+    l4_dst: Ternary  # 16 bit
+    spi: int  # action set_chain(spi)
+
+
+@dataclass(frozen=True)
+class SffAction:
+    kind: str  # "to_service" | "end_of_chain" | "drop"
+    service_id: int = 0
+
+
+@dataclass(frozen=True)
+class Member:
+    kind: str  # "local" | "remote"
+    port: int = 0  # P4 port (local)
+    dmac: bytes = b""  # VNF MAC (local)
+    endpoint: IPv4Address | None = None  # remote connector (remote)
+
+
+@dataclass(frozen=True)
+class Counter:
+    packets: int = 0
+    bytes: int = 0
+
+
+class Target(Protocol):
+    """What the P4Runtime server needs from a forwarding target."""
+
+    def set_config(self, cfg: ConnectorConfig) -> None: ...
+
+    def set_classifier(self, rules: list[ClassifierRule]) -> None:
+        """Replace the whole rule set (already sorted, highest priority first)."""
+
+    def set_sff(self, spi: int, si: int, action: SffAction) -> None: ...
+
+    def delete_sff(self, spi: int, si: int) -> None: ...
+
+    def set_member(self, member_id: int, member: Member) -> None: ...
+
+    def delete_member(self, member_id: int) -> None: ...
+
+    def set_group(self, service_id: int, members: list[tuple[int, int]]) -> None:
+        """(member id, weight) pairs; weights >= 1, sum <= GROUP_SLOTS."""
+
+    def delete_group(self, service_id: int) -> None: ...
+
+    def member_counters(self) -> dict[int, Counter]: ...
+
+    def drop_counters(self) -> dict[str, Counter]: ...
+
+    def misc_counters(self) -> dict[str, Counter]:
+        """'classified' and 'end_of_chain'."""
+
+    def close(self) -> None: ...
