@@ -240,6 +240,21 @@ class Fields:
             raise self.error(key, f"expected an IPv4 prefix like 10.1.100.0/24, "
                                   f"got {value!r}") from None
 
+    def port_range(self, key: str) -> tuple[int, int] | None:
+        """Optional port (``5000``) or inclusive range (``"5000-5999"``)."""
+        value = self._get(key, None)
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
+            return (value, value)
+        if isinstance(value, str) and "-" in value:
+            lo, _, hi = value.partition("-")
+            digits = lo.strip().isdigit() and hi.strip().isdigit()
+            if digits and 0 <= int(lo) <= int(hi) <= 65535:
+                return (int(lo), int(hi))
+        raise self.error(key, f"expected a port 0..65535 or a range like 1000-2000, "
+                              f"got {value!r}")
+
     def mapping(self, key: str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:

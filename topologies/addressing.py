@@ -79,3 +79,20 @@ def host_addresses(topo: Topology) -> dict[str, IPv4Interface]:
 
 def host_address(topo: Topology, host: HostSpec) -> IPv4Interface:
     return host_addresses(topo)[host.name]
+
+
+def mac(node_index: int, kind: int, sub: int = 0, side: int = 1) -> str:
+    """Deterministic locally administered MACs: 02:dc:<node>:<kind>:<sub>:<side>.
+
+    kind 0: router<->connector link (side 1 router ``conn``, side 2 connector ``rtr``);
+    kind 1: VNF link ``sub`` = instance id (side 1 VNF ``eth0``, side 2 connector port).
+    """
+    return f"02:dc:{node_index:02x}:{kind:02x}:{sub:02x}:{side:02x}"
+
+
+VNF_PORT_BASE = 16  # P4 port of a node's first VNF (see connector_p4/PIPELINE.md)
+HOST_PORT_BASE = 64
+
+
+def vnf_port(instance_id: int) -> int:
+    return VNF_PORT_BASE + instance_id - 1

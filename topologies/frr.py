@@ -76,6 +76,7 @@ class RouterPaths:
                 "--vty_socket", str(self.folder), "-z", str(self.zserv),
                 "-i", str(self.pidfile(daemon)),
                 "-f", str(self.zebra_conf if daemon == "zebra" else self.ospfd_conf),
+                "-P", "0",  # no TCP vty: vtysh uses the unix sockets in the folder
                 "--log", f"file:{self.log(daemon)}"]
         if daemon == "ospfd":
             args.append("-a")  # OSPF API server (opaque LSAs for the D-MANO)

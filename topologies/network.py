@@ -19,10 +19,13 @@ Wiring (interface names are per namespace)::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +36,10 @@ from mininet.link import Link
 from mininet.net import Mininet
 from mininet.node import Node
 
+from dmano.policy import shipped_policy
 from topologies import addressing as addr
 from topologies import frr
+from topologies.nodeconf import write_node_config
 from topologies.readiness import wait_converged
 from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new_run
 from topologies.spec import Topology
@@ -42,6 +47,7 @@ from topologies.spec import Topology
 log = logging.getLogger(__name__)
 
 REQUIRED_TOOLS = ("mnexec", "ip", "tc", "nft", "sysctl")
+DEFAULT_POLICY = shipped_policy("paper")
 
 
 class BuildError(RuntimeError):
@@ -106,8 +112,11 @@ class Network:
     exceptions and Ctrl-C.
     """
 
-    def __init__(self, topo: Topology):
+    def __init__(self, topo: Topology, policy: Path | None = None, dmano: bool = False):
         self.topo = topo
+        self.policy = policy or DEFAULT_POLICY
+        self.with_dmano = dmano
+        self.processes: dict[str, subprocess.Popen] = {}
         self.registry: Registry | None = None
         self.net: Any = None
         self.routers: dict[str, RouterHandle] = {}
@@ -138,6 +147,9 @@ class Network:
             self._build()
             self._start_routers()
             self.wait_converged(converge_timeout)
+            if self.with_dmano:
+                for n in self.topo.nodes:
+                    self.start_dmano(n.name)
         except BaseException:
             self.stop()
             raise
@@ -150,6 +162,8 @@ class Network:
     def stop(self) -> None:
         if self.registry is None:
             return
+        for name in list(self.processes):
+            self.stop_process(name)
         if self.net is not None:
             try:
                 self.net.stop()
@@ -208,6 +222,8 @@ class Network:
             r, c = nodes[f"r{n.name}"], nodes[f"c{n.name}"]
             r.run("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0")
             r.run(f"ip addr add {addr.loopback(n.index)} dev lo")
+            r.run(f"ip link set {frr.CONNECTOR_IFACE} address {addr.mac(n.index, 0, 0, 1)}")
+            c.run(f"ip link set rtr address {addr.mac(n.index, 0, 0, 2)}")
             r.run(f"ip link set {frr.CONNECTOR_IFACE} mtu {mtu} up && ip addr add "
                   f"{addr.router_connector_addr(n.index)} dev {frr.CONNECTOR_IFACE}")
             r.run(f"ip link set {frr.HOSTS_IFACE} up && ip addr add "
@@ -229,8 +245,11 @@ class Network:
                           f"tc class add dev {dev} parent 1: classid 1:1 htb rate {rate} "
                           f"ceil {rate}")
         for inst in topo.instances:
-            nodes[f"c{inst.node}"].run(f"ip link set v-{inst.name} mtu {mtu} up")
-            nodes[inst.name].run(f"ip link set eth0 mtu {mtu} up")
+            idx = topo.node(inst.node).index
+            nodes[f"c{inst.node}"].run(f"ip link set v-{inst.name} address "
+                                      f"{addr.mac(idx, 1, inst.id, 2)} mtu {mtu} up")
+            nodes[inst.name].run(f"ip link set eth0 address {addr.mac(idx, 1, inst.id, 1)} "
+                                 f"mtu {mtu} up")
         hosts = addr.host_addresses(topo)
         for h in topo.hosts:
             idx = topo.node(h.node).index
@@ -282,6 +301,63 @@ class Network:
             raise BuildError(f"r{handle.node}: {daemon} did not start within 10 s; "
                              f"its log ({handle.paths.log(daemon)}):\n{tail}")
         self.registry.add_process(int(pidfile.read_text().strip()), f"r{handle.node}:{daemon}")
+
+
+    def stop_daemon(self, node: str, daemon: str) -> None:
+        """Stop one FRR daemon of a router (SIGTERM by its PID, as an operator would)."""
+        handle = self.routers[node]
+        pid = int(handle.paths.pidfile(daemon).read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        handle.paths.pidfile(daemon).unlink(missing_ok=True)
+
+    def start_daemon(self, node: str, daemon: str) -> None:
+        self._start_daemon(self.routers[node], daemon)
+
+    # -- processes of the project inside the namespaces ---------------------------------
+    def start_process(self, name: str, node: str, args: list[str], logfile: Path) -> None:
+        """Start a long-running process inside ``node``'s namespace, logged and registered."""
+        assert self.registry is not None
+        if name in self.processes and self.processes[name].poll() is None:
+            raise BuildError(f"{name} is already running")
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        with open(logfile, "ab") as out:
+            proc = self.nodes[node].popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, cwd=str(self.run_folder))
+        self.processes[name] = proc
+        self.registry.add_process(proc.pid, name)
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10) -> int | None:
+        """Stop a process started by start_process (by PID); return its exit code."""
+        proc = self.processes.pop(name, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def dmano_config(self, node: str) -> Path:
+        return self.run_folder / f"r{node}" / "dmano.yaml"
+
+    def start_dmano(self, node: str) -> None:
+        path = write_node_config(self.topo, node, self.run_folder, self.policy,
+                                 {"kind": "dry-run"})
+        self.start_process(f"dmano-{node}", f"r{node}",
+                           [sys.executable, "-m", "dmano", "--config", str(path)],
+                           self.run_folder / f"r{node}" / "dmano.log")
+
+    def dmano_status(self, node: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.run_folder / f"r{node}" / "dmano.json").read_text())
+        except (OSError, ValueError):
+            return None
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -249,24 +249,9 @@ def _rule(f: Fields, nodes: set[str], spis: set[int]) -> ClassifierRule:
         src=f.ipv4_net("src", default=IPv4Network("0.0.0.0/0")),
         dst=f.ipv4_net("dst", default=IPv4Network("0.0.0.0/0")),
         proto=f.choice("proto", list(PROTOCOLS), default="any"),
-        sport=_port_range(f, "sport"),
-        dport=_port_range(f, "dport"),
+        sport=f.port_range("sport"),
+        dport=f.port_range("dport"),
     )
-
-
-def _port_range(f: Fields, key: str) -> tuple[int, int] | None:
-    value = f.raw(key, default=None)
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
-        return (value, value)
-    if isinstance(value, str) and "-" in value:
-        lo, _, hi = value.partition("-")
-        if lo.strip().isdigit() and hi.strip().isdigit():
-            lo_i, hi_i = int(lo), int(hi)
-            if 0 <= lo_i <= hi_i <= 65535:
-                return (lo_i, hi_i)
-    raise f.error(key, f"expected a port 0..65535 or a range like 1000-2000, got {value!r}")
 
 
 def _ref(f: Fields, key: str, known: set[str], what: str) -> str:

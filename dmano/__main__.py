@@ -1,0 +1,5 @@
+import sys
+
+from dmano.cli import main
+
+sys.exit(main())

@@ -1,0 +1,213 @@
+"""The D-MANO main loop (DESIGN.md §6).
+
+Every ``period_s`` (from the policy), and at once when the LSDB changes:
+
+1. read each local VNF's load (monitor) -> VNF cost (policy cost function);
+2. originate / refresh its opaque LSA when the cost moved beyond the hysteresis, withdraw
+   it at once when the VNF is gone;
+3. from the mirrored LSDB, build the service plane topology, shortest paths from this
+   router, candidates and WCMP weights per service (policy weight function);
+4. write only the differences to the connector; write the status file; log changes.
+
+While the OSPF API is down (ospfd restarting) the connector keeps its last weights; after
+reconnecting, writes wait until the LSDB has been re-learnt (as many routers as before,
+or ``resync_grace_s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from ipaddress import IPv4Address
+from typing import Any
+
+from dmano import lsa
+from dmano.config import NodeConfig
+from dmano.connector_client import ConnectorWriter
+from dmano.connector_state import desired_state, diff
+from dmano.lsdb import LsdbMirror
+from dmano.model import InstanceState, VnfAnnouncement
+from dmano.monitor import InstanceStatus, Monitor
+from dmano.ospf_api import OspfApiSession
+from dmano.policy import Policy
+from dmano.service_plane import ServiceTable, compute_tables, tables_to_json
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_S = 0.02
+RESYNC_GRACE_S = 10.0
+
+
+class Dmano:
+    def __init__(self, cfg: NodeConfig, policy: Policy, writer: ConnectorWriter):
+        self.cfg = cfg
+        self.policy = policy
+        self.writer = writer
+        self.mirror = LsdbMirror()
+        self.monitor = Monitor(cfg.instances, stale_s=max(5.0, 3 * policy.period_s))
+        self.session = OspfApiSession(
+            cfg.ospf_api, cfg.area, lsa.OPAQUE_TYPE, on_update=self._lsa_update,
+            on_delete=self._lsa_delete, on_reset=self._reset, on_connected=self._connected)
+        self.anycast = {s.id: s.anycast for s in cfg.services}
+        self.lsdb_changed = asyncio.Event()
+        self.tables: dict[int, ServiceTable] = {}
+        self.statuses: dict[str, InstanceStatus] = {}
+        self.announced_cost: dict[str, int] = {}
+        self.have = writer.read_state()
+        self.hold_until = 0.0
+        self.routers_before_reset = 0
+        self.last_error = ""
+        self.started = time.time()
+        self.table_changes = 0
+
+    # -- OSPF API callbacks ------------------------------------------------------------
+    def _lsa_update(self, raw: bytes) -> None:
+        if self.mirror.apply_update(raw):
+            self.lsdb_changed.set()
+
+    def _lsa_delete(self, raw: bytes) -> None:
+        if self.mirror.apply_delete(raw):
+            self.lsdb_changed.set()
+
+    def _reset(self) -> None:
+        """Connected again after a loss: drop the stale mirror, hold writes a while."""
+        self.routers_before_reset = max(self.routers_before_reset,
+                                        len(self.mirror.view.routers))
+        if self.session.connections > 1:
+            self.hold_until = time.monotonic() + RESYNC_GRACE_S
+        self.mirror.clear()
+        self.announced_cost.clear()
+
+    def _connected(self) -> None:
+        self.lsdb_changed.set()
+
+    # -- the loop ----------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        api = asyncio.ensure_future(self.session.run(stop))
+        next_period = time.monotonic()
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= next_period:
+                    await self.measure_and_announce()
+                    next_period = max(next_period + self.policy.period_s, now)
+                    self.lsdb_changed.set()  # recompute with the new costs
+                timeout = max(0.0, next_period - time.monotonic())
+                waiter = asyncio.ensure_future(self.lsdb_changed.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                if self.lsdb_changed.is_set():
+                    await asyncio.sleep(DEBOUNCE_S)  # a burst of LSAs: compute once
+                    self.lsdb_changed.clear()
+                    self.recompute()
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await api
+            self.write_status(stopped=True)
+
+    async def measure_and_announce(self) -> None:
+        self.statuses = self.monitor.poll()
+        for inst in self.cfg.instances:
+            st = self.statuses[inst.name]
+            if not st.up:
+                if inst.name in self.announced_cost or inst.id in self.session.desired:
+                    self.announced_cost.pop(inst.name, None)
+                    await self.session.withdraw(inst.id)
+                continue
+            cost = self.policy.vnf_cost(st.measurement)
+            last = self.announced_cost.get(inst.name)
+            if last is not None and not self.policy.should_announce(cost, last):
+                continue
+            ann = VnfAnnouncement(
+                instance_id=inst.id, service_id=inst.service,
+                anycast=self.anycast.get(inst.service, IPv4Address("0.0.0.0")),
+                cost=cost, endpoint=self.cfg.nsh_endpoint, capacity=inst.capacity,
+                load=round(st.measurement.load), state=InstanceState.UP, name=inst.name)
+            if last != cost:
+                log.info("instance %s: VNF cost %s -> %d (load %.1f/%d)", inst.name,
+                         last, cost, st.measurement.load, inst.capacity)
+            self.announced_cost[inst.name] = cost
+            await self.session.announce(inst.id, lsa.encode(ann))
+        await self.session.retry_pending()
+
+    def recompute(self) -> None:
+        tables = compute_tables(self.mirror.view, self.cfg.router_id, self.policy)
+        if tables != self.tables:
+            self.table_changes += 1
+            for sid, rows in tables.items():
+                if rows != self.tables.get(sid):
+                    desc = ", ".join(f"{c.name or c.instance_id}@{c.adv_router} "
+                                     f"cost {c.path_cost} w {c.weight}" for c in rows)
+                    log.info("service %d: %s", sid, desc or "no instance")
+            self.tables = tables
+        self.push_to_connector()
+        self.write_status()
+
+    def push_to_connector(self) -> None:
+        if not self.session.connected:
+            return
+        if time.monotonic() < self.hold_until:
+            if len(self.mirror.view.routers) < self.routers_before_reset:
+                return  # still re-learning the LSDB after an ospfd restart
+            self.hold_until = 0.0
+        try:
+            want = desired_state(self.cfg, self.tables)
+            ops = diff(self.have, want)
+            if ops:
+                self.writer.write(ops)
+                self.have = want
+            self.last_error = ""
+        except Exception as exc:  # keep running: the connector may come back
+            if str(exc) != self.last_error:
+                log.error("writing to the connector failed: %s", exc)
+            self.last_error = str(exc)
+            with contextlib.suppress(Exception):
+                self.have = self.writer.read_state()
+
+    # -- status ------------------------------------------------------------------------
+    def status(self, stopped: bool = False) -> dict[str, Any]:
+        view = self.mirror.view
+        return {
+            "node": self.cfg.node,
+            "router_id": str(self.cfg.router_id),
+            "pid": os.getpid(),
+            "updated": time.time(),
+            "started": self.started,
+            "running": not stopped,
+            "policy": self.policy.name,
+            "period_s": self.policy.period_s,
+            "ospf_api": {"connected": self.session.connected,
+                         "connections": self.session.connections,
+                         "announced": sorted(self.session.announced)},
+            "lsdb": {"routers": len(view.routers), "networks": len(view.networks),
+                     "instances": len(view.instances),
+                     "malformed": self.mirror.stats.as_dict()},
+            "local_instances": {
+                name: {"up": st.up, "reason": st.reason, "pid": st.pid,
+                       "load": st.measurement.load, "cpu": st.measurement.cpu_percent,
+                       "cost": self.announced_cost.get(name)}
+                for name, st in self.statuses.items()},
+            "service_names": {str(k): v for k, v in self.cfg.service_names().items()},
+            "table_changes": self.table_changes,
+            "connector": {"kind": self.writer.kind, "writes": self.writer.writes,
+                          "last_error": self.last_error},
+            **tables_to_json(self.tables),
+        }
+
+    def write_status(self, stopped: bool = False) -> None:
+        path = self.cfg.status_file
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(self.status(stopped), indent=1, sort_keys=True))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write status file %s: %s", path, exc)

@@ -1,0 +1,224 @@
+"""Glue to FRR's OSPF API through FRR's own client, ``ospfclient.py``.
+
+The ``frr-pythontools`` package ships ``/usr/lib/frr/ospfclient.py``; it is found at run
+time (``DSFC_OSPFCLIENT`` overrides the path) and loaded as a module. Through it the
+D-MANO registers its opaque type (area-scope, type 10), originates / refreshes / deletes
+one LSA per local VNF instance, and follows every LSA update and deletion of the area to
+keep its LSDB mirror.
+
+:class:`OspfApiSession` survives ``ospfd`` restarts: when the API connection drops it
+reconnects with exponential backoff, re-registers, re-originates every announcement it
+owns and resynchronises the mirror (``on_reset`` is called first so the caller can drop
+its stale view).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable
+from ipaddress import IPv4Address
+from pathlib import Path
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+OSPFCLIENT_PATHS = (Path("/usr/lib/frr/ospfclient.py"),
+                    Path("/usr/local/lib/frr/ospfclient.py"))
+LSA_TYPE_OPAQUE_AREA = 10
+NOT_READY = "OSPF_API_NOTREADY"
+
+
+class OspfApiUnavailableError(RuntimeError):
+    pass
+
+
+def load_ospfclient() -> ModuleType:
+    """Import FRR's ospfclient.py from where the frr-pythontools package puts it."""
+    if "ospfclient" in sys.modules:
+        return sys.modules["ospfclient"]
+    env = os.environ.get("DSFC_OSPFCLIENT")
+    candidates = [Path(env)] if env else list(OSPFCLIENT_PATHS)
+    for path in candidates:
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("ospfclient", path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["ospfclient"] = module
+            spec.loader.exec_module(module)
+            # ospfclient logs every message at INFO on the root logger: keep it quiet
+            return module
+    raise OspfApiUnavailableError(
+        "FRR's OSPF API client ospfclient.py was not found (looked in "
+        f"{', '.join(map(str, candidates))}): install the Debian package "
+        "'frr-pythontools' or set DSFC_OSPFCLIENT to its path")
+
+
+LsaCallback = Callable[[bytes], None]
+
+
+def client_class(oc: ModuleType) -> type:
+    """FRR's OspfOpaqueClient with its connect step fixed for Python >= 3.11.5.
+
+    FRR 8.4's ``_connect_locked`` drops the StreamWriter of the async notify socket; since
+    CPython gh-107650 a garbage-collected StreamWriter closes its socket, so the client
+    sees EOF on the notify channel right after connecting (FRR PR #17700). This keeps a
+    reference to that writer; everything else is FRR's client.
+    """
+
+    class OpaqueClient(oc.OspfOpaqueClient):  # type: ignore[misc, name-defined]
+        _aw: asyncio.StreamWriter | None = None
+
+        async def _connect_locked(self) -> None:
+            loop = asyncio.get_running_loop()
+            self._ls.listen()
+            try:
+                await loop.sock_connect(self._s, (self.server, 2607))
+                self._as, _ = await loop.sock_accept(self._ls)
+            except Exception:
+                await self._close_locked()
+                raise
+            self._r, self._w = await asyncio.open_connection(sock=self._s)
+            self._ar, self._aw = await asyncio.open_connection(sock=self._as)
+            self._seq = 1
+
+    return OpaqueClient
+
+
+class OspfApiSession:
+    """One D-MANO's connection to its router's OSPF API, kept alive across restarts."""
+
+    def __init__(self, server: str, area: IPv4Address, opaque_type: int,
+                 on_update: LsaCallback, on_delete: LsaCallback,
+                 on_reset: Callable[[], None], on_connected: Callable[[], None]) -> None:
+        self.oc = load_ospfclient()
+        self.client_cls = client_class(self.oc)
+        self.server = server
+        self.area = area
+        self.opaque_type = opaque_type
+        self.on_update = on_update
+        self.on_delete = on_delete
+        self.on_reset = on_reset
+        self.on_connected = on_connected
+        self.client = None  # the connected ospfclient.OspfOpaqueClient, if any
+        self.desired: dict[int, bytes] = {}  # opaque id -> body we want announced
+        self.announced: dict[int, bytes] = {}  # what ospfd accepted
+        self.connections = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and not self.client.closed
+
+    # -- announcements -----------------------------------------------------------------
+    async def announce(self, opaque_id: int, body: bytes) -> None:
+        """Originate or refresh (same id, new body) our LSA for one instance."""
+        self.desired[opaque_id] = body
+        await self._push(opaque_id)
+
+    async def withdraw(self, opaque_id: int) -> None:
+        self.desired.pop(opaque_id, None)
+        if opaque_id not in self.announced or not self.connected:
+            self.announced.pop(opaque_id, None)
+            return
+        async with self._lock:
+            try:
+                await self.client.delete_opaque_data(
+                    int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, opaque_id)
+                self.announced.pop(opaque_id, None)
+                log.info("withdrew instance LSA %d", opaque_id)
+            except self.oc.APIError as exc:
+                log.warning("withdrawing instance LSA %d failed: %s", opaque_id, exc)
+
+    async def retry_pending(self) -> None:
+        """Announce what ospfd refused so far (e.g. not ready before the first adjacency)."""
+        for opaque_id, body in list(self.desired.items()):
+            if self.announced.get(opaque_id) != body:
+                await self._push(opaque_id)
+
+    async def _push(self, opaque_id: int) -> None:
+        if not self.connected:
+            return
+        body = self.desired.get(opaque_id)
+        if body is None:
+            return
+        async with self._lock:
+            try:
+                await self.client.add_opaque_data(
+                    int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, opaque_id, body)
+                self.announced[opaque_id] = body
+            except self.oc.APIError as exc:
+                level = logging.DEBUG if NOT_READY in str(exc) else logging.WARNING
+                log.log(level, "announcing instance LSA %d: %s (will retry)", opaque_id, exc)
+
+    # -- connection --------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, follow the LSDB, reconnect on loss; return when ``stop`` is set."""
+        backoff = 0.25
+        while not stop.is_set():
+            try:
+                await self._session(stop)
+                backoff = 0.25
+            except (OSError, EOFError, asyncio.IncompleteReadError,
+                    self.oc.APIError, self.oc.MsgTypeError, self.oc.SeqNumError) as exc:
+                log.warning("OSPF API at %s:2607: %s; reconnecting in %.2f s",
+                            self.server, exc or type(exc).__name__, backoff)
+            finally:
+                await self._close()
+            if stop.is_set():
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        client = self.client_cls(self.server, wait_ready=False)
+        self.client = client
+        await client.connect()
+        self.connections += 1
+        log.info("connected to the OSPF API at %s:2607 (connection %d)",
+                 self.server, self.connections)
+        self.announced.clear()
+        self.on_reset()
+        await client.register_opaque_data(LSA_TYPE_OPAQUE_AREA, self.opaque_type)
+        reader = asyncio.ensure_future(client._handle_msg_loop())
+        try:
+            await client.monitor_lsa(self._lsa_changed)
+            await self.retry_pending()
+            self.on_connected()
+            stopper = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({reader, stopper},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if reader in done:
+                exc = reader.exception()
+                if exc is not None:
+                    raise exc
+                raise EOFError("the OSPF API server closed the connection")
+        finally:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+
+    async def _close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    def _lsa_changed(self, mt: int, ifaddr: int, aid: int, header: tuple, extra: bytes,
+                     lsa: bytes) -> None:
+        lsa_type = header[2]
+        if lsa_type in (1, 2, 10) and aid != int(self.area):
+            return
+        try:
+            if mt == self.oc.MSG_LSA_DELETE_NOTIFY:
+                self.on_delete(lsa)
+            else:
+                self.on_update(lsa)
+        except Exception:  # a bug must not kill the API session
+            log.exception("handling an LSA notification failed")
