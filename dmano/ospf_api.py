@@ -108,6 +108,7 @@ class OspfApiSession:
         self.desired: dict[int, bytes] = {}  # opaque id -> body we want announced
         self.announced: dict[int, bytes] = {}  # what ospfd accepted
         self.connections = 0
+        self.registered = False
         self._lock = asyncio.Lock()
 
     @property
@@ -148,6 +149,12 @@ class OspfApiSession:
             return
         async with self._lock:
             try:
+                if not self.registered:
+                    # registered only when there is something to announce: a node with no
+                    # VNF leaves the opaque type free on its router
+                    await self.client.register_opaque_data(LSA_TYPE_OPAQUE_AREA,
+                                                           self.opaque_type)
+                    self.registered = True
                 await self.client.add_opaque_data(
                     int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, opaque_id, body)
                 self.announced[opaque_id] = body
@@ -183,8 +190,8 @@ class OspfApiSession:
         log.info("connected to the OSPF API at %s:2607 (connection %d)",
                  self.server, self.connections)
         self.announced.clear()
+        self.registered = False
         self.on_reset()
-        await client.register_opaque_data(LSA_TYPE_OPAQUE_AREA, self.opaque_type)
         reader = asyncio.ensure_future(client._handle_msg_loop())
         try:
             await client.monitor_lsa(self._lsa_changed)

@@ -1,1 +1,10 @@
-"""dsfc: vnf package."""
+"""dsfc: the VNF process (``python -m vnf``), one per instance.
+
+NSH in (Ethernet 0x894F on its interface), service work, SI-1, NSH back out to the
+connector; counters written as JSON for the D-MANO monitor.
+
+Modules: :mod:`vnf.fastpath` (per-frame work on bytes, drop reasons),
+:mod:`vnf.services` (passthrough, firewall, ids), :mod:`vnf.packetio` (AF_PACKET socket,
+batched recvmmsg/sendmmsg loop), :mod:`vnf.stats` (the stats file and its format),
+:mod:`vnf.config` (options and YAML file), :mod:`vnf.cli` (the program).
+"""

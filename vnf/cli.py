@@ -1,0 +1,137 @@
+"""``python -m vnf``: one VNF instance on one interface.
+
+Started by the topology builder inside the instance's namespace::
+
+    python -m vnf --name fw1 --iface eth0 --service firewall \\
+        --stats /run/dsfc/<run>/vnf/fw1.json [--capacity PPS] [--rule ...] [--config f.yaml]
+
+Runs until SIGTERM, SIGINT or SIGHUP, then writes its final stats and exits 0. Exit
+status 2: bad options or configuration file; 1: the interface cannot be opened (missing,
+no CAP_NET_RAW) or the stats file cannot be written at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from dmano.yamlconf import ConfigError
+from vnf.config import VnfConfig, parse_args
+from vnf.fastpath import Processor
+from vnf.packetio import PacketIO, make_io, open_packet_socket
+from vnf.services import Firewall, Ids, Passthrough, make_service
+from vnf.stats import StatsWriter, format_mac
+
+log = logging.getLogger("vnf")
+
+
+class VnfRunner:
+    """The receive/process/send loop plus periodic stats; stops on :meth:`request_stop`."""
+
+    def __init__(self, io: PacketIO, processor: Processor, writer: StatsWriter, *,
+                 interval: float = 0.5, clock: Callable[[], float] = time.monotonic):
+        self.io = io
+        self.processor = processor
+        self.writer = writer
+        self.interval = interval
+        self.clock = clock
+        self._stop = False
+        self._write_failed = False
+
+    def request_stop(self, *_: object) -> None:
+        self._stop = True
+
+    def run(self, max_polls: int | None = None) -> None:
+        """Loop until stopped (or ``max_polls`` receive calls, for tests); final stats."""
+        clock, poll, interval = self.clock, self.io.poll, self.interval
+        next_tick = clock() + interval
+        polls = 0
+        try:
+            while not self._stop:
+                poll()
+                now = clock()
+                if now >= next_tick:
+                    self.tick(now)
+                    next_tick = now + interval
+                polls += 1
+                if max_polls is not None and polls >= max_polls:
+                    break
+        finally:
+            self.tick(clock())
+
+    def tick(self, now: float) -> None:
+        self.processor.service.tick(now, self.processor.flows)
+        try:
+            self.writer.write()
+        except OSError as exc:
+            if not self._write_failed:  # log once until it works again
+                log.error("cannot write stats to %s: %s", self.writer.path, exc)
+            self._write_failed = True
+        else:
+            if self._write_failed:
+                log.info("stats written to %s again", self.writer.path)
+            self._write_failed = False
+
+
+def build_service(cfg: VnfConfig) -> Passthrough | Firewall | Ids:
+    return make_service(cfg.service, rules=cfg.rules, default_action=cfg.default_action,
+                        ids_threshold_pps=cfg.ids_threshold)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = parse_args(argv)
+    except ConfigError as exc:
+        logging.basicConfig(format="vnf: %(levelname)s %(message)s")
+        log.error("%s", exc)
+        return 2
+    logging.basicConfig(
+        level=cfg.log_level.upper(),
+        format=f"%(asctime)s vnf[{cfg.name}] %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        sock, mac = open_packet_socket(cfg.iface, cfg.rcvbuf)
+    except OSError as exc:
+        log.error("cannot open AF_PACKET socket on %s: %s%s", cfg.iface, exc,
+                  " (needs root or CAP_NET_RAW)" if isinstance(exc, PermissionError) else "")
+        return 1
+    with sock:
+        return serve(cfg, sock, mac)
+
+
+def serve(cfg: VnfConfig, sock: socket.socket, mac: bytes) -> int:
+    """Run the VNF on an opened socket until a signal; 0 on a clean stop."""
+    processor = Processor(mac, build_service(cfg), capacity=cfg.capacity, burst=cfg.burst,
+                          work_us=cfg.work_us, flows_max=cfg.flows_max)
+    writer = StatsWriter(cfg.stats, processor, name=cfg.name, iface=cfg.iface)
+    try:
+        cfg.stats.parent.mkdir(parents=True, exist_ok=True)
+        writer.write()
+    except OSError as exc:
+        log.error("cannot write stats file %s: %s", cfg.stats, exc)
+        return 1
+    io = make_io(cfg.io, sock, processor, batch=cfg.batch, slot=cfg.slot)
+    runner = VnfRunner(io, processor, writer, interval=cfg.stats_interval)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        runner.request_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    limit = (f"capacity {cfg.capacity:g} packets/s (burst {processor.burst:g})"
+             if cfg.capacity is not None else "no capacity limit")
+    log.info("%s on %s (%s), %s, %s I/O, stats %s", cfg.service, cfg.iface,
+             format_mac(mac), limit, type(io).__name__, cfg.stats)
+    if isinstance(processor.service, Firewall):
+        for rule in processor.service.rules:
+            log.info("rule: %s", rule)
+        log.info("default: %s", processor.service.default_action)
+    runner.run()
+    log.info("stopped: %d packets in, %d out, %d dropped", processor.packets_in,
+             processor.packets_out, sum(processor.drops))
+    return 0
