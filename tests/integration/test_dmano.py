@@ -1,17 +1,14 @@
 """D-MANOs on real FRR: VNF announcements, service tables, failures (issue: D-MANO).
 
-The VNFs' counters are written by the test (a VNF-counters double) so that each test
+The VNFs' counters are written by ``topologies.loadsim.SyntheticLoad`` so that each test
 controls the load a VNF reports; everything else is real: FRR, the OSPF API, the LSAs,
 the D-MANO processes in the router namespaces.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,42 +19,9 @@ import pytest
 from dmano.policy import load_policy, shipped_policy
 from tests.integration.conftest import TOPO_DIR
 from topologies import addressing as addr
+from topologies.loadsim import SyntheticLoad
 from topologies.network import Network
-from topologies.nodeconf import vnf_stats_path
 from topologies.spec import Topology, load_topology
-
-
-class VnfCounters:
-    """Writes each instance's counters file every 0.2 s, with a settable rate."""
-
-    def __init__(self, net: Network):
-        self.net = net
-        self.rates = {i.name: 0.0 for i in net.topo.instances}
-        self.stopped: set[str] = set()
-        self._stop = threading.Event()
-        (net.run_folder / "vnf").mkdir(exist_ok=True)
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._write()
-        self._thread.start()
-
-    def _write(self) -> None:
-        for inst in self.net.topo.instances:
-            if inst.name in self.stopped:
-                continue
-            path = vnf_stats_path(self.net.run_folder, inst.name)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"pid": os.getpid(), "capacity": inst.capacity,
-                                       "rate_pps": self.rates[inst.name],
-                                       "updated": time.time()}))
-            os.replace(tmp, path)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.2):
-            self._write()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float) -> object:
@@ -101,7 +65,7 @@ def expected_tables(topo: Topology, costs: dict[str, int], policy_name: str):
 def fig3_static():
     topo = load_topology(TOPO_DIR / "paper_fig3.yaml")
     with Network(topo, policy=shipped_policy("static"), dmano=True) as net:
-        counters = VnfCounters(net)
+        counters = SyntheticLoad(net)
         try:
             yield net
         finally:
@@ -165,7 +129,7 @@ def test_malformed_lsa_is_counted_and_ignored(fig3_static):
 def fig3_paper():
     topo = load_topology(TOPO_DIR / "paper_fig3.yaml")
     with Network(topo, policy=shipped_policy("paper"), dmano=True) as net:
-        counters = VnfCounters(net)
+        counters = SyntheticLoad(net)
         try:
             yield net, counters
         finally:
