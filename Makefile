@@ -36,6 +36,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 setup: apt $(VENV)/.installed
+	@$(VPY) -m connector_p4.ebpf_build
 
 run-scenario: setup
 	$(VPY) -m topologies demo $(SCENARIO)
