@@ -39,14 +39,20 @@ from mininet.node import Node
 from dmano.policy import shipped_policy
 from topologies import addressing as addr
 from topologies import frr
-from topologies.nodeconf import write_node_config
+from topologies.nodeconf import vnf_stats_path, write_node_config
 from topologies.readiness import wait_converged
 from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new_run
 from topologies.spec import Topology
 
 log = logging.getLogger(__name__)
 
-REQUIRED_TOOLS = ("mnexec", "ip", "tc", "nft", "sysctl")
+REQUIRED_TOOLS = ("mnexec", "ip", "tc", "nft", "sysctl", "ethtool")
+
+
+def offloads_off(dev: str) -> str:
+    """Full packets on a port: AF_PACKET VNFs and NSH encapsulation need real checksums
+    and no GSO/GRO super-packets (DESIGN §7)."""
+    return f"ethtool -K {dev} tx off tso off gso off gro off"
 DEFAULT_POLICY = shipped_policy("paper")
 
 
@@ -112,10 +118,12 @@ class Network:
     exceptions and Ctrl-C.
     """
 
-    def __init__(self, topo: Topology, policy: Path | None = None, dmano: bool = False):
+    def __init__(self, topo: Topology, policy: Path | None = None, dmano: bool = False,
+                 vnfs: bool = False):
         self.topo = topo
         self.policy = policy or DEFAULT_POLICY
         self.with_dmano = dmano
+        self.with_vnfs = vnfs
         self.processes: dict[str, subprocess.Popen] = {}
         self.registry: Registry | None = None
         self.net: Any = None
@@ -147,6 +155,10 @@ class Network:
             self._build()
             self._start_routers()
             self.wait_converged(converge_timeout)
+            if self.with_vnfs:
+                for inst in self.topo.instances:
+                    if inst.start:
+                        self.start_vnf(inst.name)
             if self.with_dmano:
                 for n in self.topo.nodes:
                     self.start_dmano(n.name)
@@ -250,10 +262,14 @@ class Network:
                                       f"{addr.mac(idx, 1, inst.id, 2)} mtu {mtu} up")
             nodes[inst.name].run(f"ip link set eth0 address {addr.mac(idx, 1, inst.id, 1)} "
                                  f"mtu {mtu} up")
+            nodes[inst.name].run(offloads_off("eth0"))
+            nodes[f"c{inst.node}"].run(offloads_off(f"v-{inst.name}"))
         hosts = addr.host_addresses(topo)
         for h in topo.hosts:
             idx = topo.node(h.node).index
             nodes[f"c{h.node}"].run(f"ip link set h-{h.name} master hbr up")
+            nodes[f"c{h.node}"].run(offloads_off(f"h-{h.name}"))
+            nodes[h.name].run(offloads_off("eth0"))
             nodes[h.name].run(f"ip link set eth0 up && ip addr add {hosts[h.name]} dev eth0 "
                               f"&& ip route add default via {addr.host_gateway(idx).ip}")
 
@@ -342,6 +358,20 @@ class Network:
                 proc.kill()
                 proc.wait()
         return proc.returncode
+
+    def start_vnf(self, name: str) -> None:
+        """Start the VNF process of an instance in its namespace (python -m vnf)."""
+        inst = next(i for i in self.topo.instances if i.name == name)
+        svc = self.topo.service(inst.service)
+        args = [sys.executable, "-m", "vnf", "--name", name, "--iface", "eth0",
+                "--service", svc.kind, "--capacity", str(inst.capacity),
+                "--stats", str(vnf_stats_path(self.run_folder, name))]
+        for rule in svc.rules:
+            args += ["--rule", rule]
+        self.start_process(f"vnf-{name}", name, args, self.run_folder / "vnf" / f"{name}.log")
+
+    def stop_vnf(self, name: str, sig: int = signal.SIGTERM) -> int | None:
+        return self.stop_process(f"vnf-{name}", sig)
 
     def dmano_config(self, node: str) -> Path:
         return self.run_folder / f"r{node}" / "dmano.yaml"

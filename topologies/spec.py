@@ -12,12 +12,14 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from dmano.yamlconf import ConfigError, Fields, load_yaml
+from vnf.services import parse_rule
 
 NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_]{0,9}"
 NAME_HINT = "a name of 1-10 letters, digits or '_' starting with a letter"
 INSTANCE_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,10}"
 INSTANCE_HINT = "a name of 1-11 letters, digits, '_' or '-' starting with a letter"
 PROTOCOLS = {"any": None, "icmp": 1, "tcp": 6, "udp": 17}
+VNF_KINDS = ("passthrough", "firewall", "ids")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class ServiceSpec:
     name: str
     id: int
     anycast: IPv4Address
+    kind: str = "passthrough"  # what its VNF processes do: passthrough | firewall | ids
+    rules: tuple[str, ...] = ()  # firewall rules (vnf rule syntax), in order
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,19 @@ def _service(f: Fields) -> ServiceSpec:
     anycast = f.ipv4("anycast")
     if not anycast.is_private or anycast.is_loopback or anycast.is_multicast:
         raise f.error("anycast", f"expected a private unicast address, got {anycast}")
-    return ServiceSpec(name, sid, anycast)
+    kind = f.choice("kind", VNF_KINDS, default="passthrough")
+    rules = f.list("rules", default=[])
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, str):
+            raise f.error("rules", f"item {i}: expected a rule string like "
+                                   f"'drop proto=udp dport=53', got {rule!r}")
+        try:
+            parse_rule(rule)
+        except ValueError as exc:
+            raise f.error("rules", f"item {i}: {exc}") from None
+    if rules and kind != "firewall":
+        raise f.error("rules", f"rules only apply to kind firewall, not {kind}")
+    return ServiceSpec(name, sid, anycast, kind, tuple(rules))
 
 
 def _instance(f: Fields, nodes: set[str], services: set[str]) -> InstanceSpec:

@@ -145,3 +145,18 @@ def test_shipped_eval_matches_the_paper():
     assert links == {frozenset("AB"): 160, frozenset("AC"): 160, frozenset("AD"): 30}
     assert {(i.node, i.capacity, i.start) for i in topo.instances} == {
         ("B", 150, True), ("C", 150, True), ("D", 150, False)}
+
+
+def test_service_kind_and_rules():
+    ok = parse(BASE.replace("anycast: 10.254.1.1}",
+                            "anycast: 10.254.1.1, kind: firewall, rules: ['drop proto=udp']}"))
+    assert ok.services[0].kind == "firewall" and ok.services[0].rules == ("drop proto=udp",)
+    msg = error_of(BASE.replace("anycast: 10.254.1.1}", "anycast: 10.254.1.1, kind: nat}"))
+    assert msg == "t.yaml:7: services[0].kind: expected one of passthrough, firewall, ids, " \
+                  "got 'nat'"
+    msg = error_of(BASE.replace("anycast: 10.254.1.1}",
+                                "anycast: 10.254.1.1, kind: firewall, rules: ['drop prot=x']}"))
+    assert msg.startswith("t.yaml:7: services[0].rules: item 0: ")
+    msg = error_of(BASE.replace("anycast: 10.254.1.1}",
+                                "anycast: 10.254.1.1, rules: ['drop proto=udp']}"))
+    assert msg == "t.yaml:7: services[0].rules: rules only apply to kind firewall, not passthrough"
