@@ -42,12 +42,26 @@ class MemberKey:
     endpoint: str = ""
 
 
+LOCAL_GROUP_BASE = 256  # group id of a service's local-only group: 256 + service id
+
+
 @dataclass
 class DesiredState:
+    """What the connector should hold.
+
+    ``groups``: group id -> {member: weight}. Group ``sid`` holds every candidate of
+    service ``sid``; group ``256 + sid`` only its local instances. ``selects``:
+    (service id, from_remote) -> group id, the ``instance_select`` entries: a packet that
+    arrived from a remote connector (``from_remote`` 1) goes to a local instance when
+    this node has one, so the ingress node's choice of instance node is kept and
+    connectors never bounce a flow between each other.
+    """
+
     config: tuple[str, str, str] | None = None  # local_ip, router_mac, local_mac
     classifier: set[TernaryRule] = field(default_factory=set)
     sff: dict[tuple[int, int], tuple[str, int]] = field(default_factory=dict)
-    groups: dict[int, dict[MemberKey, int]] = field(default_factory=dict)  # sid -> weights
+    groups: dict[int, dict[MemberKey, int]] = field(default_factory=dict)
+    selects: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def members(self) -> set[MemberKey]:
         return {m for g in self.groups.values() for m in g}
@@ -55,7 +69,8 @@ class DesiredState:
 
 @dataclass(frozen=True)
 class Op:
-    """One write. kind: config | rule | sff | member | group; action: set | delete."""
+    """One write. kind: config | rule | sff | member | group | select; action: set |
+    delete."""
 
     kind: str
     action: str
@@ -112,11 +127,16 @@ def sff_entries(cfg: NodeConfig) -> dict[tuple[int, int], tuple[str, int]]:
     return out
 
 
-def groups_from_tables(cfg: NodeConfig,
-                       tables: dict[int, ServiceTable]) -> dict[int, dict[MemberKey, int]]:
-    """WCMP groups: local instances by port/MAC, remote ones merged per endpoint."""
+def groups_from_tables(
+    cfg: NodeConfig, tables: dict[int, ServiceTable],
+) -> tuple[dict[int, dict[MemberKey, int]], dict[tuple[int, int], int]]:
+    """WCMP groups and instance_select entries (see :class:`DesiredState`).
+
+    Local instances are members by port/MAC; remote ones are merged per endpoint (the
+    remote connector picks among its own instances)."""
     local = {inst.id: inst for inst in cfg.instances}
     groups: dict[int, dict[MemberKey, int]] = {}
+    selects: dict[tuple[int, int], int] = {}
     for sid, rows in tables.items():
         members: dict[MemberKey, int] = {}
         for c in rows:
@@ -130,9 +150,17 @@ def groups_from_tables(cfg: NodeConfig,
             else:
                 key = MemberKey("remote", endpoint=str(c.endpoint))
             members[key] = members.get(key, 0) + c.weight
-        if members:
-            groups[sid] = _fit(members)
-    return groups
+        if not members:
+            continue
+        groups[sid] = _fit(members)
+        selects[(sid, 0)] = sid
+        local_members = {k: w for k, w in members.items() if k.kind == "local"}
+        if local_members:
+            groups[LOCAL_GROUP_BASE + sid] = _fit(local_members)
+            selects[(sid, 1)] = LOCAL_GROUP_BASE + sid
+        else:
+            selects[(sid, 1)] = sid
+    return groups, selects
 
 
 def _fit(members: dict[MemberKey, int], budget: int = 64) -> dict[MemberKey, int]:
@@ -148,12 +176,14 @@ def _fit(members: dict[MemberKey, int], budget: int = 64) -> dict[MemberKey, int
 
 
 def desired_state(cfg: NodeConfig, tables: dict[int, ServiceTable]) -> DesiredState:
+    groups, selects = groups_from_tables(cfg, tables)
     return DesiredState(
         config=(str(cfg.nsh_endpoint), cfg.connector.router_mac.lower(),
                 cfg.connector.local_mac.lower()),
         classifier=classifier_rules(cfg),
         sff=sff_entries(cfg),
-        groups=groups_from_tables(cfg, tables),
+        groups=groups,
+        selects=selects,
     )
 
 
@@ -171,14 +201,19 @@ def diff(have: DesiredState, want: DesiredState) -> list[Op]:
     for key, value in sorted(want.sff.items()):
         if have.sff.get(key) != value:
             ops.append(Op("sff", "set", key, value))
-    new_members = want.members() - have.members()
-    for m in sorted(new_members):
+    # members, then groups, then the entries pointing at groups; deletions in reverse
+    for m in sorted(want.members() - have.members()):
         ops.append(Op("member", "set", m))
-    for sid in sorted(have.groups.keys() - want.groups.keys()):
-        ops.append(Op("group", "delete", sid))
-    for sid, weights in sorted(want.groups.items()):
-        if have.groups.get(sid) != weights:
-            ops.append(Op("group", "set", sid, tuple(sorted(weights.items()))))
+    for gid, weights in sorted(want.groups.items()):
+        if have.groups.get(gid) != weights:
+            ops.append(Op("group", "set", gid, tuple(sorted(weights.items()))))
+    for key, gid in sorted(want.selects.items()):
+        if have.selects.get(key) != gid:
+            ops.append(Op("select", "set", key, gid))
+    for key in sorted(have.selects.keys() - want.selects.keys()):
+        ops.append(Op("select", "delete", key))
+    for gid in sorted(have.groups.keys() - want.groups.keys()):
+        ops.append(Op("group", "delete", gid))
     for m in sorted(have.members() - want.members()):
         ops.append(Op("member", "delete", m))
     return ops
@@ -187,7 +222,7 @@ def diff(have: DesiredState, want: DesiredState) -> list[Op]:
 def apply_ops(state: DesiredState, ops: Iterable[Op]) -> DesiredState:
     """The state after ``ops`` (used by writers to track what the connector holds)."""
     out = DesiredState(state.config, set(state.classifier), dict(state.sff),
-                       {k: dict(v) for k, v in state.groups.items()})
+                       {k: dict(v) for k, v in state.groups.items()}, dict(state.selects))
     for op in ops:
         if op.kind == "config":
             out.config = op.value  # type: ignore[assignment]
@@ -203,6 +238,11 @@ def apply_ops(state: DesiredState, ops: Iterable[Op]) -> DesiredState:
                 out.groups[op.key] = dict(op.value)  # type: ignore[index, arg-type]
             else:
                 out.groups.pop(op.key, None)  # type: ignore[arg-type]
+        elif op.kind == "select":
+            if op.action == "set":
+                out.selects[op.key] = op.value  # type: ignore[index, assignment]
+            else:
+                out.selects.pop(op.key, None)  # type: ignore[arg-type]
     return out
 
 
