@@ -28,7 +28,7 @@ from typing import Any
 from dmano import lsa
 from dmano.config import NodeConfig
 from dmano.connector_client import ConnectorWriter
-from dmano.connector_state import desired_state, diff
+from dmano.connector_state import DesiredState, desired_state, diff
 from dmano.lsdb import LsdbMirror
 from dmano.model import InstanceState, VnfAnnouncement
 from dmano.monitor import InstanceStatus, Monitor
@@ -57,7 +57,8 @@ class Dmano:
         self.tables: dict[int, ServiceTable] = {}
         self.statuses: dict[str, InstanceStatus] = {}
         self.announced_cost: dict[str, int] = {}
-        self.have = writer.read_state()
+        self.have = DesiredState()
+        self.need_resync = True  # read what the connector holds before the first write
         self.hold_until = 0.0
         self.routers_before_reset = 0
         self.last_error = ""
@@ -106,7 +107,7 @@ class Dmano:
                 if self.lsdb_changed.is_set():
                     await asyncio.sleep(DEBOUNCE_S)  # a burst of LSAs: compute once
                     self.lsdb_changed.clear()
-                    self.recompute()
+                    await self.recompute()
         finally:
             stop.set()
             with contextlib.suppress(Exception):
@@ -138,7 +139,7 @@ class Dmano:
             await self.session.announce(inst.id, lsa.encode(ann))
         await self.session.retry_pending()
 
-    def recompute(self) -> None:
+    async def recompute(self) -> None:
         tables = compute_tables(self.mirror.view, self.cfg.router_id, self.policy)
         if tables != self.tables:
             self.table_changes += 1
@@ -148,10 +149,11 @@ class Dmano:
                                      f"cost {c.path_cost} w {c.weight}" for c in rows)
                     log.info("service %d: %s", sid, desc or "no instance")
             self.tables = tables
-        self.push_to_connector()
+        await self.push_to_connector()
         self.write_status()
 
-    def push_to_connector(self) -> None:
+    async def push_to_connector(self) -> None:
+        """Write the differences; connector calls run in a thread (gRPC blocks)."""
         if not self.session.connected:
             return
         if time.monotonic() < self.hold_until:
@@ -159,18 +161,22 @@ class Dmano:
                 return  # still re-learning the LSDB after an ospfd restart
             self.hold_until = 0.0
         try:
+            if self.need_resync:
+                self.have = await asyncio.to_thread(self.writer.read_state)
+                self.need_resync = False
             want = desired_state(self.cfg, self.tables)
             ops = diff(self.have, want)
             if ops:
-                self.writer.write(ops)
+                await asyncio.to_thread(self.writer.write, ops)
                 self.have = want
+            if self.last_error:
+                log.info("connector writes work again")
             self.last_error = ""
         except Exception as exc:  # keep running: the connector may come back
             if str(exc) != self.last_error:
-                log.error("writing to the connector failed: %s", exc)
+                log.error("writing to the connector failed: %s (will retry)", exc)
             self.last_error = str(exc)
-            with contextlib.suppress(Exception):
-                self.have = self.writer.read_state()
+            self.need_resync = True
 
     # -- status ------------------------------------------------------------------------
     def status(self, stopped: bool = False) -> dict[str, Any]:

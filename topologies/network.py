@@ -119,11 +119,12 @@ class Network:
     """
 
     def __init__(self, topo: Topology, policy: Path | None = None, dmano: bool = False,
-                 vnfs: bool = False):
+                 vnfs: bool = False, connectors: bool = False):
         self.topo = topo
         self.policy = policy or DEFAULT_POLICY
         self.with_dmano = dmano
         self.with_vnfs = vnfs
+        self.with_connectors = connectors
         self.processes: dict[str, subprocess.Popen] = {}
         self.registry: Registry | None = None
         self.net: Any = None
@@ -155,6 +156,9 @@ class Network:
             self._build()
             self._start_routers()
             self.wait_converged(converge_timeout)
+            if self.with_connectors:
+                for n in self.topo.nodes:
+                    self.start_connector(n.name)
             if self.with_vnfs:
                 for inst in self.topo.instances:
                     if inst.start:
@@ -339,9 +343,14 @@ class Network:
         if name in self.processes and self.processes[name].poll() is None:
             raise BuildError(f"{name} is already running")
         logfile.parent.mkdir(parents=True, exist_ok=True)
+        # nsenter --net only: Mininet's node shells have their own mount namespace (a
+        # private /sys without the bpffs pins); our processes keep the host's mounts
+        netns = self.nodes[node].netns
         with open(logfile, "ab") as out:
-            proc = self.nodes[node].popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, cwd=str(self.run_folder))
+            proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{netns}", *args],
+                                    stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=str(self.run_folder),
+                                    start_new_session=True)
         self.processes[name] = proc
         self.registry.add_process(proc.pid, name)
 
@@ -373,12 +382,55 @@ class Network:
     def stop_vnf(self, name: str, sig: int = signal.SIGTERM) -> int | None:
         return self.stop_process(f"vnf-{name}", sig)
 
+    # -- connectors ----------------------------------------------------------------------
+    def p4rt_socket(self, node: str) -> Path:
+        return self.run_folder / f"c{node}" / "p4rt.sock"
+
+    def connector_ports(self, node: str) -> dict[int, str]:
+        """P4 port -> interface in c<node> (connector_p4/PIPELINE.md)."""
+        ports = {1: "rtr", 2: "rtrh"}
+        for inst in self.topo.instances:
+            if inst.node == node:
+                ports[addr.vnf_port(inst.id)] = f"v-{inst.name}"
+        for k, h in enumerate(h for h in self.topo.hosts if h.node == node):
+            ports[addr.HOST_PORT_BASE + k] = f"h-{h.name}"
+        return ports
+
+    def start_connector(self, node: str) -> None:
+        """The connector of a node: eBPF pipeline + its P4Runtime server, in c<node>."""
+        if self.topo.connector != "ebpf":
+            raise BuildError(f"connector {self.topo.connector!r} is not supported yet "
+                             "(only ebpf)")
+        from connector_p4.ebpf_build import build
+
+        assert self.registry is not None
+        idx = self.topo.node(node).index
+        sock = self.p4rt_socket(node)
+        sock.parent.mkdir(parents=True, exist_ok=True)
+        pins = BPF_ROOT / self.registry.run_id / f"c{node}"
+        args = [sys.executable, "-m", "connector_p4.p4rt_server", "--socket", str(sock),
+                "--target", "ebpf", "--bpf-object", str(build()), "--pin-dir", str(pins),
+                "--local-ip", str(addr.nsh_endpoint(idx).ip),
+                "--router-mac", addr.mac(idx, 0, 0, 1), "--local-mac", addr.mac(idx, 0, 0, 2)]
+        for port, ifname in self.connector_ports(node).items():
+            args += ["--port", f"{port}={ifname}"]
+        name = f"connector-{node}"
+        self.start_process(name, f"c{node}", args, sock.parent / "p4rt.log")
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                logfile = sock.parent / "p4rt.log"
+                raise BuildError(f"connector of {node} did not start; its log "
+                                 f"({logfile}):\n{_tail(logfile)}")
+            time.sleep(0.05)
+
     def dmano_config(self, node: str) -> Path:
         return self.run_folder / f"r{node}" / "dmano.yaml"
 
     def start_dmano(self, node: str) -> None:
-        path = write_node_config(self.topo, node, self.run_folder, self.policy,
-                                 {"kind": "dry-run"})
+        connector = ({"kind": "p4runtime", "address": f"unix:{self.p4rt_socket(node)}"}
+                     if self.with_connectors else {"kind": "dry-run"})
+        path = write_node_config(self.topo, node, self.run_folder, self.policy, connector)
         self.start_process(f"dmano-{node}", f"r{node}",
                            [sys.executable, "-m", "dmano", "--config", str(path)],
                            self.run_folder / f"r{node}" / "dmano.log")
