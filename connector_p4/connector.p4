@@ -16,11 +16,17 @@
  * NSH push and pop, VXLAN-GPE encapsulation and decapsulation are done by setting header
  * validity; a packet classified on a host port has its IPv4 header moved to inner_ipv4.
  *
+ * instance_select is keyed by (service_id, from_remote): meta.from_remote is 1 only for a
+ * packet decapsulated from VXLAN-GPE on the router port (it came from another connector),
+ * so the control plane can give remote arrivals a group of local instances only and a
+ * flow is never bounced back and forth between connectors (PIPELINE.md, table 3).
+ *
  * Differences from the eBPF target that this program cannot avoid (see PIPELINE.md):
  *  - Flow cache: approximated with four register arrays of FLOW_CACHE_SLOTS slots indexed
- *    by crc16(ctx1, service_id); a colliding flow overwrites the slot. An entry is used
- *    while it is idle for less than FLOW_CACHE_IDLE_US and younger than FLOW_CACHE_MAX_AGE_US
- *    and only while the service still has a group (instance_select hits). The data plane
+ *    by crc16(ctx1, service_id, from_remote); a colliding flow overwrites the slot. An
+ *    entry is used while it is idle for less than FLOW_CACHE_IDLE_US and younger than
+ *    FLOW_CACHE_MAX_AGE_US and only while (service_id, from_remote) still has a group
+ *    (instance_select hits). The data plane
  *    cannot see member ids, so a removed member keeps its cached flows until they expire
  *    (at most FLOW_CACHE_MAX_AGE_US); the eBPF target drops such entries at once.
  *  - member_pkts: the data plane cannot see P4Runtime member ids either. BMv2 counts local
@@ -173,6 +179,7 @@ struct metadata_t {
     bit<24> spi;
     bit<8>  si;
     bit<8>  service_id;
+    bit<1>  from_remote;   /* 1: decapsulated from VXLAN-GPE on the router port */
     bit<32> flow_hash;
     bit<16> l4_src;
     bit<16> l4_dst;
@@ -279,13 +286,14 @@ control Ingress(inout headers_t hdr,
     @id(0x12000004) @name("end_of_chain")
     counter(32w1, CounterType.packets_and_bytes) end_of_chain_pkts;
 
-    /* Flow cache: (ctx1, service_id) -> forwarding decision (see the header comment). */
-    @id(0x16000001) register<bit<40>>(FLOW_CACHE_SLOTS) flow_cache_key;
+    /* Flow cache: (ctx1, service_id, from_remote) -> forwarding decision (see the header
+     * comment). The key register holds ctx1 ++ service_id ++ from_remote. */
+    @id(0x16000001) register<bit<41>>(FLOW_CACHE_SLOTS) flow_cache_key;
     @id(0x16000002) register<bit<96>>(FLOW_CACHE_SLOTS) flow_cache_val;
     @id(0x16000003) register<bit<48>>(FLOW_CACHE_SLOTS) flow_cache_seen;
     @id(0x16000004) register<bit<48>>(FLOW_CACHE_SLOTS) flow_cache_born;
 
-    /* WCMP: members are to_local_vnf / to_remote, one group per service. */
+    /* WCMP: members are to_local_vnf / to_remote, one group per (service, from_remote). */
     @id(0x11000001) @max_group_size(64)
     action_selector(HashAlgorithm.identity, 32w1024, 32w32) instance_selector;
 
@@ -409,8 +417,9 @@ control Ingress(inout headers_t hdr,
     @id(0x02000003)
     table instance_select {
         key = {
-            meta.service_id : exact;
-            meta.flow_hash  : selector;
+            meta.service_id  : exact;
+            meta.from_remote : exact;
+            meta.flow_hash   : selector;
         }
         actions = {
             to_local_vnf;
@@ -419,7 +428,7 @@ control Ingress(inout headers_t hdr,
         }
         const default_action = NoAction();
         implementation = instance_selector;
-        size = 256;
+        size = 512;   /* 256 services x from_remote 0/1 */
     }
 
     @id(0x02000004)
@@ -456,6 +465,7 @@ control Ingress(inout headers_t hdr,
         meta.drop = 0;
         meta.drop_reason = 0;
         meta.new_outer = 0;
+        meta.from_remote = 0;
         meta.l4_src = 0;
         meta.l4_dst = 0;
 
@@ -501,6 +511,7 @@ control Ingress(inout headers_t hdr,
                     hdr.udp.setInvalid();
                     hdr.gpe.setInvalid();
                     hdr.ethernet.etherType = ETHERTYPE_NSH;
+                    meta.from_remote = 1;   /* instance_select: keep the sender's choice */
                     nsh_in = true;
                 }
             }
@@ -548,9 +559,10 @@ control Ingress(inout headers_t hdr,
                     /* Flow cache: keep an existing flow on its instance. */
                     bit<32> slot;
                     hash(slot, HashAlgorithm.crc16, 32w0,
-                         { meta.flow_hash, meta.service_id }, FLOW_CACHE_SLOTS);
-                    bit<40> key_now = meta.flow_hash ++ meta.service_id;
-                    bit<40> key_old;
+                         { meta.flow_hash, meta.service_id, meta.from_remote },
+                         FLOW_CACHE_SLOTS);
+                    bit<41> key_now = meta.flow_hash ++ meta.service_id ++ meta.from_remote;
+                    bit<41> key_old;
                     bit<96> val_old;
                     bit<48> seen;
                     bit<48> born;

@@ -12,6 +12,11 @@ server) and rebuilds its view of the tables from the maps (``read_state()``);
 ``attach()``/``detach()`` run ``tc`` on the ports, in the caller's network namespace.
 ``unpin()`` removes the pins (the pipeline lives on while tc still holds the program).
 
+Select slots: the ``groups`` map has one group per instance_select key (service id,
+from_remote), at index slot = service id + 256 * from_remote (``target.select_slot``); the
+datapath uses slot S + 256 for a packet of service S decapsulated from VXLAN-GPE on the
+router port, slot S otherwise. The flow cache is keyed by (ctx1, slot).
+
 WCMP slots: a group with members (m_1, w_1) .. (m_k, w_k) (weights >= 1, n = sum w_i <= 64)
 is expanded, in the given order, into the list E = [m_1] * w_1 + ... + [m_k] * w_k of
 length n. The datapath picks E[ctx1 % n], so member i gets exactly w_i of the n residues,
@@ -46,6 +51,7 @@ from connector_p4.target import (
     MAX_CLASSIFIER_RULES,
     MAX_MEMBERS,
     MAX_SERVICES,
+    SELECT_SLOTS,
     ClassifierRule,
     ConnectorConfig,
     Counter,
@@ -53,6 +59,7 @@ from connector_p4.target import (
     SffAction,
     TargetError,
     Ternary,
+    select_slot,
 )
 
 log = logging.getLogger(__name__)
@@ -84,7 +91,7 @@ BANK_SIZE = BANK_HEAD.size + MAX_CLASSIFIER_RULES * RULE.size
 SFF = struct.Struct("=II")  # kind, service_id
 MEMBER = struct.Struct("=III6s2x")  # kind, port, endpoint, dmac
 GROUP = struct.Struct(f"=IHH{GROUP_SLOTS}H{GROUP_SLOTS}H{GROUP_SLOTS}B{MAX_MEMBERS // 64}Q")
-FC_KEY = struct.Struct("=II")
+FC_KEY = struct.Struct("=II")  # ctx1, select slot
 COUNTER = struct.Struct("=QQ")
 DBG = struct.Struct("=6I")
 U32 = struct.Struct("=I")
@@ -96,6 +103,8 @@ MAP_LAYOUT: dict[str, tuple[int, int]] = {  # name: (key size, value size)
     "member_pkts": (4, COUNTER.size), "drops": (4, COUNTER.size), "misc": (4, COUNTER.size),
     "dbg": (4, DBG.size), "scratch": (4, 256),
 }
+# maps whose number of entries this code depends on
+MAP_ENTRIES = {"groups": SELECT_SLOTS, "members": MAX_MEMBERS}
 
 # struct __sk_buff up to and including ifindex: what BPF_PROG_TEST_RUN accepts as context
 _SKB_CTX_LEN = 44
@@ -139,6 +148,7 @@ class PipelineState:
     rules: list[ClassifierRule] = field(default_factory=list)
     sff: dict[tuple[int, int], SffAction] = field(default_factory=dict)
     members: dict[int, Member] = field(default_factory=dict)
+    # select slot (service id + 256 * from_remote) -> (member id, weight) pairs
     groups: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
 
@@ -305,6 +315,12 @@ class EbpfTarget:
                                       f"map {name} in {self.pin_dir} has key/value size "
                                       f"{info.key_size}/{info.value_size}, this code expects "
                                       f"{ksize}/{vsize}: pinned by another build")
+                want = MAP_ENTRIES.get(name)
+                if want is not None and info.max_entries != want:
+                    raise TargetError("FAILED_PRECONDITION",
+                                      f"map {name} in {self.pin_dir} has {info.max_entries} "
+                                      f"entries, this code expects {want}: pinned by "
+                                      "another build")
         except BaseException:
             self.close()
             raise
@@ -506,38 +522,42 @@ class EbpfTarget:
     def delete_member(self, member_id: int) -> None:
         if member_id not in self._state.members:
             raise TargetError("NOT_FOUND", f"no member {member_id}")
-        users = [s for s, ms in self._state.groups.items() if any(m == member_id for m, _ in ms)]
+        users = sorted(s for s, ms in self._state.groups.items()
+                       if any(m == member_id for m, _ in ms))
         if users:
             raise TargetError("FAILED_PRECONDITION",
-                              f"member {member_id} is in the groups of services {users}")
+                              f"member {member_id} is in the groups of select slots {users}")
         libbpf.map_update(self._fds["members"], U32.pack(member_id), bytes(MEMBER.size))
         del self._state.members[member_id]
 
-    def set_group(self, service_id: int, members: list[tuple[int, int]]) -> None:
-        if not 0 <= service_id < MAX_SERVICES:
-            raise TargetError("INVALID_ARGUMENT", f"bad service id {service_id}")
+    def set_group(self, slot: int, members: list[tuple[int, int]]) -> None:
+        """The group of select slot ``slot`` = service id + 256 * from_remote."""
+        if not 0 <= slot < SELECT_SLOTS:
+            raise TargetError("INVALID_ARGUMENT", f"bad select slot {slot} (service id + "
+                              f"256 * from_remote, 0..{SELECT_SLOTS - 1})")
         seen = set()
         for mid, weight in members:
             if mid not in self._state.members:
-                raise TargetError("NOT_FOUND", f"group {service_id}: no member {mid}")
+                raise TargetError("NOT_FOUND", f"group of slot {slot}: no member {mid}")
             if mid in seen:
-                raise TargetError("INVALID_ARGUMENT", f"group {service_id}: member {mid} twice")
+                raise TargetError("INVALID_ARGUMENT",
+                                  f"group of slot {slot}: member {mid} twice")
             if not isinstance(weight, int) or weight < 1:
                 raise TargetError("INVALID_ARGUMENT",
-                                  f"group {service_id}: weight {weight!r} of member {mid}")
+                                  f"group of slot {slot}: weight {weight!r} of member {mid}")
             seen.add(mid)
         total = sum(w for _, w in members)
         if total > GROUP_SLOTS:
-            raise TargetError("RESOURCE_EXHAUSTED", f"group {service_id}: weights sum to "
-                              f"{total}, the eBPF target has {GROUP_SLOTS} slots")
-        libbpf.map_update(self._fds["groups"], U32.pack(service_id), pack_group(members))
-        self._state.groups[service_id] = list(members)
+            raise TargetError("RESOURCE_EXHAUSTED", f"group of slot {slot}: weights sum to "
+                              f"{total}, the eBPF target has {GROUP_SLOTS} WCMP slots")
+        libbpf.map_update(self._fds["groups"], U32.pack(slot), pack_group(members))
+        self._state.groups[slot] = list(members)
 
-    def delete_group(self, service_id: int) -> None:
-        if service_id not in self._state.groups:
-            raise TargetError("NOT_FOUND", f"no group for service {service_id}")
-        libbpf.map_update(self._fds["groups"], U32.pack(service_id), bytes(GROUP.size))
-        del self._state.groups[service_id]
+    def delete_group(self, slot: int) -> None:
+        if slot not in self._state.groups:
+            raise TargetError("NOT_FOUND", f"no group in select slot {slot}")
+        libbpf.map_update(self._fds["groups"], U32.pack(slot), bytes(GROUP.size))
+        del self._state.groups[slot]
 
     # ---- Target: counters ----
 
@@ -584,9 +604,10 @@ class EbpfTarget:
         keys = list(libbpf.map_keys(fd, FC_KEY.size))
         return sum(libbpf.map_delete(fd, k) for k in keys)
 
-    def flow_cache_entry(self, ctx1: int, service_id: int) -> int | None:
-        """The member cached for (ctx1, service), if any (expired or not)."""
-        raw = libbpf.map_lookup(self._fds["flow_cache"], FC_KEY.pack(ctx1, service_id), 16)
+    def flow_cache_entry(self, ctx1: int, service_id: int, from_remote: int = 0) -> int | None:
+        """The member cached for (ctx1, service, from_remote), if any (expired or not)."""
+        raw = libbpf.map_lookup(self._fds["flow_cache"],
+                                FC_KEY.pack(ctx1, select_slot(service_id, from_remote)), 16)
         return None if raw is None else struct.unpack_from("=QI", raw)[1]
 
     def reset_debug(self) -> None:
@@ -651,8 +672,8 @@ class EbpfTarget:
                 st.members[mid] = Member("local", port=port, dmac=dmac)
             elif kind == MEMBER_KINDS["remote"]:
                 st.members[mid] = Member("remote", endpoint=IPv4Address(endpoint))
-        for sid in range(MAX_SERVICES):
-            val = libbpf.map_lookup(self._fds["groups"], U32.pack(sid), GROUP.size)
+        for slot in range(SELECT_SLOTS):
+            val = libbpf.map_lookup(self._fds["groups"], U32.pack(slot), GROUP.size)
             if val is None:
                 continue
             fields = GROUP.unpack(val)
@@ -661,7 +682,8 @@ class EbpfTarget:
                 continue
             ids = fields[3 + GROUP_SLOTS: 3 + 2 * GROUP_SLOTS]
             weights = fields[3 + 2 * GROUP_SLOTS: 3 + 3 * GROUP_SLOTS]
-            st.groups[sid] = [(ids[i], weights[i]) for i in range(min(n_members, GROUP_SLOTS))]
+            st.groups[slot] = [(ids[i], weights[i])
+                               for i in range(min(n_members, GROUP_SLOTS))]
         return st
 
     def describe(self) -> str:
@@ -672,7 +694,7 @@ class EbpfTarget:
                          f"{ROLE_NAMES.get(p.role, p.role)} {_mac_str(p.mac)} mtu {p.mtu}")
         st = self._state
         lines.append(f"  {len(st.rules)} classifier rules, {len(st.sff)} sff entries, "
-                     f"{len(st.members)} members, {len(st.groups)} groups")
+                     f"{len(st.members)} members, {len(st.groups)} groups (select slots)")
         return "\n".join(lines)
 
 

@@ -17,8 +17,8 @@ lives in the run folder, so it is not reachable from the emulated network)::
 64..511 host); ifindex and MAC are read in the current namespace. With nothing pinned at
 ``--pin-dir`` the object is loaded (``EbpfTarget.load``) and attached to the ports with tc
 (``--no-attach`` to skip); with a pipeline already pinned there the server takes it over
-(``EbpfTarget.open_pinned``) and rebuilds its P4Runtime view from the maps (the group of
-service S becomes group id S + 1). Stopping the server (SIGTERM) closes its descriptors
+(``EbpfTarget.open_pinned``) and rebuilds its P4Runtime view from the maps (see
+"Restart takeover" below). Stopping the server (SIGTERM) closes its descriptors
 only: the pinned pipeline keeps forwarding; detaching and unpinning is the builder's
 cleanup. ``--target null`` runs without a data plane (demos, dry runs). ``--grpc-addr
 127.0.0.1:9559`` adds (or replaces) a TCP listener.
@@ -63,13 +63,26 @@ What it implements (P4Runtime 1.4 semantics unless noted):
 
 Translation to the target: classifier -> ``set_classifier`` with the whole rule set sorted
 by priority (highest first, ties in insertion order) on every change; sff_next ->
-``set_sff``/``delete_sff``; members -> ``set_member``/``delete_member``; a service's group
-(the members of the group its instance_select entry points to, or a single member of
-weight 1) -> ``set_group``/``delete_group`` keyed by service id, re-sent when that group
-changes; an empty group is ``delete_group`` (packets for the service are dropped as
-no_instance). Target errors (:class:`TargetError`) become the per-update error with the
-target's code. Classifier capacity is the P4Info table size (64), sff_next 4096,
-instance_select 256, members 1024 (the action-profile size).
+``set_sff``/``delete_sff``; members -> ``set_member``/``delete_member``. instance_select
+is keyed by (service id, from_remote); each entry (sid, fr) owns the target's *select slot*
+sid + 256 * fr (``target.select_slot``): the members of the group the entry points to (or
+a single member of weight 1) -> ``set_group(slot, ...)``. Several entries may point at one
+group (the D-MANO points (sid, 0) and (sid, 1) at the same group when the node has no
+instance of sid): a change of the group's members or weights is re-sent to every slot
+that uses it; an empty group is ``delete_group(slot)`` (packets dropped as no_instance);
+deleting the entry deletes its slot. Target errors (:class:`TargetError`) become the
+per-update error with the target's code. Classifier capacity is the P4Info table size
+(64), sff_next 4096, instance_select 512 (256 services x from_remote), members 1024 (the
+action-profile size).
+
+Restart takeover: a server started over a running target (``restore``, e.g. pinned eBPF
+maps) rebuilds its view from them. The target knows slots, not P4Runtime groups, so the
+server invents the group ids, the same way the D-MANO numbers its groups (so a D-MANO that
+resyncs after a server restart finds its own ids): the group of slot S (entry (S, 0))
+becomes group S (group 512 for service 0, which P4Runtime cannot number 0); the group of
+slot 256 + S (entry (S, 1)) becomes that same group when both slots hold the same members
+and weights in the same order (one group shared by both entries), else its own group
+256 + S (= the slot). Restored groups have max_size 0.
 
 Note: P4Runtime 1.4 asks that all members of a group use the same action; this server
 deliberately accepts groups mixing to_local_vnf and to_remote members (a service's local
@@ -111,6 +124,8 @@ from connector_p4.target import (
     Target,
     TargetError,
     Ternary,
+    select_slot,
+    slot_key,
 )
 
 log = logging.getLogger("connector_p4.p4rt_server")
@@ -144,7 +159,7 @@ C_EOC = "Ingress.end_of_chain"
 CLASSIFIER_FIELDS = ("hdr.ipv4.srcAddr", "hdr.ipv4.dstAddr", "hdr.ipv4.protocol",
                      "meta.l4_src", "meta.l4_dst")
 SFF_FIELDS = ("meta.spi", "meta.si")
-SELECT_FIELDS = ("meta.service_id",)
+SELECT_FIELDS = ("meta.service_id", "meta.from_remote")
 
 _GRPC_BY_CODE = {sc.value[0]: sc for sc in grpc.StatusCode}
 
@@ -401,10 +416,10 @@ class Pipeline:
         self._seq = 0
         self.classifier: dict[tuple, _TableEntry] = {}
         self.sff: dict[tuple[int, int], _TableEntry] = {}
-        self.select: dict[int, _TableEntry] = {}
+        self.select: dict[tuple[int, int], _TableEntry] = {}  # (sid, from_remote) -> entry
         self.members: dict[int, _Member] = {}
         self.groups: dict[int, _Group] = {}
-        self.installed: dict[int, list[tuple[int, int]]] = {}  # service -> members in target
+        self.installed: dict[int, list[tuple[int, int]]] = {}  # select slot -> members
         self.initial_config = initial_config or ConnectorConfig(
             IPv4Address(0), bytes(6), bytes(6))
         self.config = self.initial_config
@@ -417,8 +432,10 @@ class Pipeline:
     def _restore(self, st) -> None:
         """Rebuild the P4Runtime view from what a running target holds (a restarted
         server over pinned eBPF maps). ``st`` has config, rules, sff, members and groups
-        (``ebpf_target.PipelineState``). A service's group comes back as group id
-        service id + 1 (max_size 0) referenced by its instance_select entry."""
+        (``ebpf_target.PipelineState``; its groups are keyed by select slot). Group ids
+        are invented as the module doc says ("Restart takeover"): slot S -> group S (512
+        for S = 0), slot 256 + S -> that group if it holds the same members as slot S,
+        else group 256 + S; each slot gets its instance_select entry (S, from_remote)."""
         if st.config is not None:
             self.config = st.config
             self.config_entry = self._config_entry(st.config)
@@ -455,17 +472,24 @@ class Pipeline:
                 msg.action.action_id = self.a_remote
                 msg.action.params.add(param_id=1, value=encode_value(int(m.endpoint)))
             self.members[mid] = _Member(msg, m)
-        for sid, members in sorted(st.groups.items()):
-            gid = sid + 1
-            msg = p4runtime_pb2.ActionProfileGroup(action_profile_id=self.profile.preamble.id,
-                                                   group_id=gid)
-            for mid, w in members:
-                msg.members.add(member_id=mid, weight=w)
-            self.groups[gid] = _Group(msg, list(members), 0)
-            te = self._exact_entry(self.t_select, sid)
+        for slot, members in sorted(st.groups.items()):  # slots S before 256 + S
+            sid, from_remote = slot_key(slot)
+            members = list(members)
+            shared = sid or 512  # P4Runtime group ids start at 1
+            if from_remote and shared in self.groups and \
+                    list(st.groups.get(sid, ())) == members:
+                gid = shared  # one group for both entries of the service
+            else:
+                gid = slot or 512
+                msg = p4runtime_pb2.ActionProfileGroup(
+                    action_profile_id=self.profile.preamble.id, group_id=gid)
+                for mid, w in members:
+                    msg.members.add(member_id=mid, weight=w)
+                self.groups[gid] = _Group(msg, members, 0)
+            te = self._exact_entry(self.t_select, sid, from_remote)
             te.action.action_profile_group_id = gid
-            self.select[(sid,)] = _TableEntry(te, ("group", gid), self._next_seq())
-            self.installed[sid] = list(members)
+            self.select[(sid, from_remote)] = _TableEntry(te, ("group", gid), self._next_seq())
+            self.installed[slot] = list(members)
         log.info("restored %d rules, %d sff entries, %d members, %d groups from the target",
                  len(self.classifier), len(self.sff), len(self.members), len(self.groups))
 
@@ -641,13 +665,18 @@ class Pipeline:
             return [(ident, 1)]
         return list(self.groups[ident].members)
 
-    def _install_service(self, service_id: int, members: list[tuple[int, int]]) -> None:
+    def _install_slot(self, slot: int, members: list[tuple[int, int]]) -> None:
+        """Make select slot ``slot`` hold ``members`` in the target (none: no group)."""
         if members:
-            self._call(self.target.set_group, service_id, list(members))
-            self.installed[service_id] = list(members)
-        elif service_id in self.installed:
-            self._call(self.target.delete_group, service_id)
-            del self.installed[service_id]
+            self._call(self.target.set_group, slot, list(members))
+            self.installed[slot] = list(members)
+        elif slot in self.installed:
+            self._call(self.target.delete_group, slot)
+            del self.installed[slot]
+
+    def _group_users(self, group_id: int) -> list[tuple[int, int]]:
+        """The instance_select keys (sid, from_remote) whose entry points at the group."""
+        return sorted(key for key, e in self.select.items() if e.data == ("group", group_id))
 
     # ---------------------------------------------------------------- write
 
@@ -797,12 +826,12 @@ class Pipeline:
         self.sff[key] = _TableEntry(self._canon_entry(table, entry, canon_match, ta), action, seq)
 
     def _write_select(self, utype, table, entry, key, canon_match) -> None:
-        (service_id,) = key
+        slot = select_slot(*key)  # (service id, from_remote); both fit their bitwidths
         old = self._lookup_for_write(utype, self.select, key, table, entry)
         if utype == p4runtime_pb2.Update.DELETE:
-            if service_id in self.installed:
-                self._call(self.target.delete_group, service_id)
-                del self.installed[service_id]
+            if slot in self.installed:
+                self._call(self.target.delete_group, slot)
+                del self.installed[slot]
             del self.select[key]
             return
         if not entry.HasField("action"):
@@ -833,7 +862,7 @@ class Pipeline:
         else:
             raise P4RTError(code_pb2.INVALID_ARGUMENT,
                             f"{table.name} is indirect: use a group or member id, not {kind}")
-        self._install_service(service_id, self._service_members(ref))
+        self._install_slot(slot, self._service_members(ref))
         seq = old.seq if old is not None else self._next_seq()
         self.select[key] = _TableEntry(self._canon_entry(table, entry, canon_match, ta), ref,
                                        seq)
@@ -922,8 +951,7 @@ class Pipeline:
         if g.group_id == 0:
             raise P4RTError(code_pb2.INVALID_ARGUMENT, "group id 0 is not valid")
         old = self.groups.get(g.group_id)
-        users = sorted(key[0] for key, e in self.select.items()
-                       if e.data == ("group", g.group_id))
+        users = self._group_users(g.group_id)
         if utype == p4runtime_pb2.Update.DELETE:
             if old is None:
                 raise P4RTError(code_pb2.NOT_FOUND, f"no group {g.group_id}")
@@ -974,26 +1002,27 @@ class Pipeline:
         for mid, w in members:
             msg.members.add(member_id=mid, weight=w)
         group = _Group(msg, members, g.max_size)
-        # Re-send the services that use this group; undo on a target error.
+        # Re-send every select slot that uses this group; undo on a target error.
         done: list[tuple[int, list[tuple[int, int]] | None]] = []
         try:
-            for sid in users:
-                done.append((sid, self.installed.get(sid)))
-                self._install_service(sid, members)
+            for key in users:
+                slot = select_slot(*key)
+                done.append((slot, self.installed.get(slot)))
+                self._install_slot(slot, members)
         except P4RTError:
-            for sid, before in reversed(done):
+            for slot, before in reversed(done):
                 try:
-                    self._install_service(sid, before or [])
+                    self._install_slot(slot, before or [])
                 except P4RTError:
-                    log.error("could not restore the group of service %d", sid)
+                    log.error("could not restore the group of select slot %d", slot)
             raise
         self.groups[g.group_id] = group
 
     def reset(self) -> None:
         """Clear all forwarding state (VERIFY_AND_COMMIT)."""
         with self.lock:
-            for sid in sorted(self.installed):
-                self._call(self.target.delete_group, sid)
+            for slot in sorted(self.installed):
+                self._call(self.target.delete_group, slot)
             self.installed.clear()
             self.select.clear()
             self.groups.clear()
@@ -1570,8 +1599,11 @@ def _port_arg(text: str) -> tuple[int, str, str]:
 
 def resolve_port(ifname: str, role: str) -> tuple[str, int, str, str]:
     """(ifname, ifindex, mac, role) of an interface in this network namespace."""
+    from connector_p4.ebpf_target import interface_mac
+
+    # ioctl, not /sys/class/net: this process may see another namespace's sysfs
     ifindex = socket.if_nametoindex(ifname)
-    mac = Path(f"/sys/class/net/{ifname}/address").read_text().strip()
+    mac = ":".join(f"{b:02x}" for b in interface_mac(ifname))
     return ifname, ifindex, mac, role
 
 

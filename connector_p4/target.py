@@ -4,6 +4,13 @@ The P4Runtime server (``connector_p4.p4rt_server``) owns the P4Runtime state (en
 members, groups, arbitration) and translates every accepted change into calls on a
 :class:`Target`. The eBPF target (``connector_p4.ebpf_target``) implements it with BPF
 maps. See ``PIPELINE.md`` for the semantics every target must follow.
+
+Select slots: ``Ingress.instance_select`` is keyed by (service id, from_remote), where
+from_remote is 1 for a packet decapsulated from VXLAN-GPE on the router port (it came from
+another connector) and 0 otherwise (classified here, or back from a local VNF). Each key
+has its own WCMP group in the target, addressed by its *select slot*
+``slot = service_id + MAX_SERVICES * from_remote`` (0..SELECT_SLOTS-1): slots 0..255 are
+the groups for local arrivals, 256..511 those for remote arrivals (:func:`select_slot`).
 """
 
 from __future__ import annotations
@@ -19,8 +26,23 @@ DROP_REASONS = (
 MAX_CLASSIFIER_RULES = 64
 MAX_SFF_ENTRIES = 4096
 MAX_SERVICES = 256
+SELECT_SLOTS = 2 * MAX_SERVICES  # one group per (service id, from_remote)
 MAX_MEMBERS = 1024
 GROUP_SLOTS = 64
+
+
+def select_slot(service_id: int, from_remote: int) -> int:
+    """The select slot of the instance_select key (service id, from_remote)."""
+    if not (0 <= service_id < MAX_SERVICES and from_remote in (0, 1)):
+        raise ValueError(f"bad instance_select key ({service_id}, {from_remote})")
+    return service_id + MAX_SERVICES * from_remote
+
+
+def slot_key(slot: int) -> tuple[int, int]:
+    """(service id, from_remote) of a select slot."""
+    if not 0 <= slot < SELECT_SLOTS:
+        raise ValueError(f"bad select slot {slot}")
+    return slot % MAX_SERVICES, slot // MAX_SERVICES
 
 
 class TargetError(RuntimeError):
@@ -92,10 +114,12 @@ class Target(Protocol):
 
     def delete_member(self, member_id: int) -> None: ...
 
-    def set_group(self, service_id: int, members: list[tuple[int, int]]) -> None:
-        """(member id, weight) pairs; weights >= 1, sum <= GROUP_SLOTS."""
+    def set_group(self, slot: int, members: list[tuple[int, int]]) -> None:
+        """The WCMP group of select slot ``slot`` (service id + 256 * from_remote, see the
+        module doc): (member id, weight) pairs; weights >= 1, sum <= GROUP_SLOTS."""
 
-    def delete_group(self, service_id: int) -> None: ...
+    def delete_group(self, slot: int) -> None:
+        """Remove the group of select slot ``slot``: its packets drop as no_instance."""
 
     def member_counters(self) -> dict[int, Counter]: ...
 

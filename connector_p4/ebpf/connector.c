@@ -10,6 +10,11 @@
  * Map layouts are mirrored in ../ebpf_target.py; keep both in step. All integers in
  * map values are host byte order; MAC addresses are 6 raw bytes.
  *
+ * instance_select is keyed by (service id, from_remote): `groups` is indexed by the select
+ * slot = service id + 256 * from_remote, where from_remote is 1 only for a packet
+ * decapsulated from VXLAN-GPE on the router port. The control plane gives slot 256 + S the
+ * local instances of S only, so a flow sent here by another connector stays here.
+ *
  * Verifier notes (DESIGN.md section 7):
  *  - header fields are read with bpf_skb_load_bytes() into naturally aligned __u32
  *    arrays, never into packed structs on the stack;
@@ -45,6 +50,7 @@
 #define MAX_RULES 64
 #define MAX_SFF 4096
 #define MAX_SERVICES 256
+#define SELECT_SLOTS (2 * MAX_SERVICES)  /* groups: service id + 256 * from_remote */
 #define MAX_MEMBERS 1024
 #define GROUP_SLOTS 64
 #define FLOW_CACHE_SIZE 65536
@@ -133,7 +139,7 @@ struct group {
 
 struct fc_key {
 	__u32 hash;             /* ctx1 */
-	__u32 service_id;
+	__u32 slot;             /* select slot: service id + 256 * from_remote */
 };
 
 struct fc_val {
@@ -209,8 +215,8 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, MAX_SERVICES);
-	__type(key, __u32);
+	__uint(max_entries, SELECT_SLOTS);
+	__type(key, __u32);         /* select slot: service id + 256 * from_remote */
 	__type(value, struct group);
 } groups SEC(".maps");
 
@@ -309,6 +315,7 @@ struct pkt {
 	__u32 nsh[6];           /* the NSH to send, network byte order */
 	__u32 encap_in;         /* bytes between the Ethernet header and the inner packet */
 	__u32 in_len;           /* skb->len on arrival (what the counters count) */
+	__u32 from_remote;      /* 1: decapsulated from VXLAN-GPE on the router port */
 };
 
 static __always_inline void count(void *map, __u32 idx, __u32 len)
@@ -517,6 +524,7 @@ static __always_inline int from_router(struct __sk_buff *skb, struct config *cfg
 	if (!(g[0] & 0x04) || g[3] != 4)    /* P flag, next protocol NSH (as P4) */
 		return DROP(DR_BAD_GPE);
 	p->encap_in = ihl * 4 + 16 + NSH_LEN;
+	p->from_remote = 1;
 	return parse_nsh(skb, l4 + 16, p);
 }
 
@@ -590,7 +598,7 @@ static __always_inline int resize(struct __sk_buff *skb, __u32 encap_in, __u32 e
 
 /* ---- step S: sff_next, instance_select (flow cache first), rewrite, redirect ---- */
 
-static __always_inline __u32 select_member(struct config *cfg, struct group *g, __u32 sid,
+static __always_inline __u32 select_member(struct config *cfg, struct group *g, __u32 slot,
 					   __u32 ctx1)
 {
 	__u32 n = g->n_slots;
@@ -599,7 +607,7 @@ static __always_inline __u32 select_member(struct config *cfg, struct group *g, 
 		return NO_MEMBER;
 	__u64 timeout = (__u64)cfg->cache_timeout_ms * NSEC_PER_MSEC;
 	__u64 now = bpf_ktime_get_ns();
-	struct fc_key k = { .hash = ctx1, .service_id = sid };
+	struct fc_key k = { .hash = ctx1, .slot = slot };
 
 	if (timeout) {
 		struct fc_val *v = bpf_map_lookup_elem(&flow_cache, &k);
@@ -654,12 +662,14 @@ static __always_inline int forward(struct __sk_buff *skb, struct config *cfg, st
 		e[12] = ETHERTYPE_IPV4 >> 8;
 		e[13] = ETHERTYPE_IPV4 & 0xff;
 	} else if (a->kind == SFF_TO_SERVICE) {
-		__u32 sid = a->service_id & (MAX_SERVICES - 1);
-		struct group *g = bpf_map_lookup_elem(&groups, &sid);
+		/* select slot of (service id, from_remote) */
+		__u32 slot = (a->service_id & (MAX_SERVICES - 1)) |
+			     (p->from_remote ? MAX_SERVICES : 0);
+		struct group *g = bpf_map_lookup_elem(&groups, &slot);
 
 		if (!g)
 			return drop(in_ifindex, DR_NO_INSTANCE, p->in_len);
-		mid = select_member(cfg, g, sid, bpf_ntohl(p->nsh[2]));
+		mid = select_member(cfg, g, slot, bpf_ntohl(p->nsh[2]));
 		if (mid >= MAX_MEMBERS)
 			return drop(in_ifindex, DR_NO_INSTANCE, p->in_len);
 		struct member *m = bpf_map_lookup_elem(&members, &mid);

@@ -25,7 +25,7 @@ from scapy.all import ARP, IP, TCP, UDP, Ether, Raw, load_contrib
 from scapy.layers.inet6 import ICMPv6ND_NS, IPv6
 from scapy.layers.vxlan import VXLAN
 
-from connector_p4 import ebpf_build, libbpf
+from connector_p4 import ebpf_build, ebpf_target, libbpf
 from connector_p4.ebpf_target import (
     TC_ACT_OK,
     TC_ACT_REDIRECT,
@@ -38,6 +38,8 @@ from connector_p4.ebpf_target import (
 from connector_p4.flowhash import crc32c, flow_hash, gpe_source_port
 from connector_p4.target import (
     DROP_REASONS,
+    MAX_SERVICES,
+    SELECT_SLOTS,
     ClassifierRule,
     ConnectorConfig,
     Member,
@@ -87,6 +89,7 @@ PORTS = {
 SPI = 10
 SVC_LOCAL, SVC_REMOTE, SVC_EMPTY = 1, 2, 9
 M_A, M_B, M_R = 1, 2, 3
+REMOTE_ARRIVAL = MAX_SERVICES  # select slot of (service S, from_remote 1) = S + 256
 
 H_SRC, H_DST = "10.1.100.10", "10.2.100.10"
 
@@ -123,8 +126,12 @@ def loaded_target() -> Iterator[EbpfTarget]:
         t.set_member(M_A, Member("local", port=16, dmac=_mac(VNF_A_MAC)))
         t.set_member(M_B, Member("local", port=17, dmac=_mac(VNF_B_MAC)))
         t.set_member(M_R, Member("remote", endpoint=IPv4Address(REMOTE_IP)))
+        # as the D-MANO writes them: (S, 0) -> every candidate, (S, 1) -> the local ones,
+        # or the same members when this node has none
         t.set_group(SVC_LOCAL, [(M_A, 1)])
+        t.set_group(SVC_LOCAL + REMOTE_ARRIVAL, [(M_A, 1)])
         t.set_group(SVC_REMOTE, [(M_R, 1)])
+        t.set_group(SVC_REMOTE + REMOTE_ARRIVAL, [(M_R, 1)])
         yield t
     finally:
         t.close()
@@ -548,6 +555,58 @@ def test_wcmp_shares_follow_weights(tgt):
             assert abs(share - w / total) <= 0.03, (weights, m, share)
 
 
+def test_remote_arrival_uses_its_own_select_slot(tgt):
+    """A packet decapsulated from port 1 for service S uses slot S + 256, everything else
+    slot S: a flow another connector sent here stays on a local instance."""
+    # slot S would send the flow on to the remote connector; slot S + 256 has VNF A only
+    tgt.set_group(SVC_LOCAL, [(M_R, 1)])
+    tgt.set_group(SVC_LOCAL + REMOTE_ARRIVAL, [(M_A, 1)])
+    ctx1 = 0x600D
+    inner = bytes(IP(src=H_SRC, dst=H_DST) / TCP(sport=40000, dport=80) / Raw(b"k" * 20))
+    res, dec = run(tgt, gpe_frame(si=255, ctx1=ctx1, inner=inner), IF_RTR)
+    assert res.retval == TC_ACT_REDIRECT
+    assert dec.member == M_A and dec.egress_ifindex == IF_VA
+    assert Ether(res.data).dst == VNF_A_MAC and bytes(Ether(res.data)[NSH].payload) == inner
+    # the same flow and service from a VNF (from_remote 0) uses slot S: the remote member
+    res, dec = run(tgt, nsh_frame(si=255, ctx1=ctx1), IF_VB)
+    assert dec.member == M_R and dec.egress_ifindex == IF_RTR
+    # and classified on a host port (from_remote 0) too
+    frame = Ether() / IP(src=H_SRC, dst=H_DST) / UDP(sport=1234, dport=5678)
+    res, dec = run(tgt, bytes(frame), IF_H)
+    assert dec.member == M_R and dec.egress_ifindex == IF_RTR
+    # the flow cache keeps the two lookups apart (no aliasing between the slots)
+    assert tgt.flow_cache_entry(ctx1, SVC_LOCAL, from_remote=1) == M_A
+    assert tgt.flow_cache_entry(ctx1, SVC_LOCAL, from_remote=0) == M_R
+    for _ in range(2):
+        _, dec = run(tgt, gpe_frame(si=255, ctx1=ctx1), IF_RTR)
+        assert dec.member == M_A
+        _, dec = run(tgt, nsh_frame(si=255, ctx1=ctx1), IF_VA)
+        assert dec.member == M_R
+    # WCMP inside the remote-arrival slot works as in any other
+    tgt.set_group(SVC_LOCAL + REMOTE_ARRIVAL, [(M_A, 1), (M_B, 1)])
+    tgt.set_cache_timeout(0)
+    for c in (4, 5):
+        _, dec = run(tgt, gpe_frame(si=255, ctx1=c), IF_RTR)
+        assert dec.member == (M_A, M_B)[c % 2]
+    # an empty or missing slot S + 256 drops the remote arrival even though slot S is set
+    tgt.set_group(SVC_LOCAL + REMOTE_ARRIVAL, [])
+    res, dec = run(tgt, gpe_frame(si=255), IF_RTR)
+    assert res.retval == TC_ACT_SHOT and dec.drop_reason == "no_instance"
+    tgt.delete_group(SVC_LOCAL + REMOTE_ARRIVAL)
+    res, dec = run(tgt, gpe_frame(si=255), IF_RTR)
+    assert res.retval == TC_ACT_SHOT and dec.drop_reason == "no_instance"
+    _, dec = run(tgt, nsh_frame(si=255), IF_VA)
+    assert dec.member == M_R
+    assert drops(tgt) == {"no_instance": 2}
+    # the highest slot exists (service 255 from a remote connector)
+    tgt.set_sff(SPI, 200, SffAction("to_service", 255))
+    tgt.set_group(SELECT_SLOTS - 1, [(M_B, 1)])
+    _, dec = run(tgt, gpe_frame(si=200), IF_RTR)
+    assert dec.member == M_B and dec.egress_ifindex == IF_VB
+    _, dec = run(tgt, nsh_frame(si=200), IF_VA)
+    assert dec.drop_reason == "no_instance"
+
+
 # ---- target API ----
 
 def test_limits_and_errors(tgt):
@@ -565,6 +624,10 @@ def test_limits_and_errors(tgt):
     with pytest.raises(TargetError) as e:
         tgt.set_group(SVC_LOCAL, [(999, 1)])
     assert e.value.code == "NOT_FOUND"
+    for slot in (SELECT_SLOTS, -1):
+        with pytest.raises(TargetError) as e:
+            tgt.set_group(slot, [(M_A, 1)])
+        assert e.value.code == "INVALID_ARGUMENT"
     with pytest.raises(TargetError) as e:
         tgt.set_member(1024, Member("remote", endpoint=IPv4Address(REMOTE_IP)))
     assert e.value.code == "RESOURCE_EXHAUSTED"
@@ -587,12 +650,16 @@ def test_limits_and_errors(tgt):
     assert e.value.code == "RESOURCE_EXHAUSTED"
     tgt.set_sff(SPI, 253, SffAction("end_of_chain"))  # an existing entry can still change
     tgt.delete_group(SVC_LOCAL)
+    with pytest.raises(TargetError) as e:
+        tgt.delete_member(M_A)  # still in slot SVC_LOCAL + 256
+    assert e.value.code == "FAILED_PRECONDITION"
+    tgt.delete_group(SVC_LOCAL + REMOTE_ARRIVAL)
     tgt.delete_member(M_A)
     _, dec = run(tgt, nsh_frame(si=255), IF_VA)
     assert dec.drop_reason == "no_instance"
 
 
-def test_open_pinned_finds_the_running_pipeline(tgt):
+def test_open_pinned_finds_the_running_pipeline(tgt, monkeypatch):
     tgt.set_group(SVC_LOCAL, [(M_A, 3), (M_B, 5)])
     tgt.set_group(SVC_EMPTY, [])
     again = EbpfTarget.open_pinned(tgt.pin_dir)
@@ -601,7 +668,8 @@ def test_open_pinned_finds_the_running_pipeline(tgt):
         assert st == mine
         assert st.config.local_ip == IPv4Address(LOCAL_IP)
         assert st.groups == {SVC_LOCAL: [(M_A, 3), (M_B, 5)], SVC_REMOTE: [(M_R, 1)],
-                             SVC_EMPTY: []}
+                             SVC_EMPTY: [], SVC_LOCAL + REMOTE_ARRIVAL: [(M_A, 1)],
+                             SVC_REMOTE + REMOTE_ARRIVAL: [(M_R, 1)]}
         assert st.sff[(SPI, 253)] == SffAction("end_of_chain")
         assert st.members[M_R] == Member("remote", endpoint=IPv4Address(REMOTE_IP))
         assert [r.spi for r in st.rules] == [SPI, 11]
@@ -616,6 +684,12 @@ def test_open_pinned_finds_the_running_pipeline(tgt):
         again.close()
     with pytest.raises(FileExistsError):
         EbpfTarget(tgt.object_path, tgt.pin_dir, PORTS).load()
+    # a pipeline pinned by a build with another groups map (e.g. 256 slots) is refused
+    with monkeypatch.context() as m:
+        m.setitem(ebpf_target.MAP_ENTRIES, "groups", MAX_SERVICES)
+        with pytest.raises(TargetError, match=r"groups .* has 512 entries") as e:
+            EbpfTarget.open_pinned(tgt.pin_dir)
+        assert e.value.code == "FAILED_PRECONDITION"
     # a restarted server: load_or_open adopts the tables and rewrites its ports
     ports = dict(PORTS)
     ports[18] = ("v-c", 1018, "02:00:00:01:00:12", "vnf", 1500)

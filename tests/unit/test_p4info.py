@@ -45,10 +45,10 @@ TABLES = {
         "size": target.MAX_SFF_ENTRIES,
     },
     "Ingress.instance_select": {
-        "fields": [("meta.service_id", 8, MT.EXACT)],
+        "fields": [("meta.service_id", 8, MT.EXACT), ("meta.from_remote", 1, MT.EXACT)],
         "actions": {"Ingress.to_local_vnf", "Ingress.to_remote", "NoAction"},
         "default": "NoAction",
-        "size": target.MAX_SERVICES,
+        "size": target.SELECT_SLOTS,  # one entry per (service id, from_remote)
     },
     "Ingress.sff_config": {
         "fields": [],
@@ -233,6 +233,24 @@ def test_p4info_implements_pipeline_md(p4info):
     assert load_p4info() == p4info
 
 
+def test_instance_select_from_remote_key(p4info):
+    """(service id, from_remote): the second key was added with id 2, nothing else moved."""
+    sel = by_name(p4info.tables)["Ingress.instance_select"]
+    assert sel.preamble.id == 0x02000003
+    assert [(f.id, f.name, f.bitwidth, f.match_type) for f in sel.match_fields] == [
+        (1, "meta.service_id", 8, MT.EXACT), (2, "meta.from_remote", 1, MT.EXACT)]
+    assert sel.size == target.SELECT_SLOTS == 2 * target.MAX_SERVICES
+    assert [target.select_slot(s, f) for s, f in ((0, 0), (255, 0), (0, 1), (255, 1))] == [
+        0, 255, 256, 511]
+    assert all(target.slot_key(target.select_slot(s, f)) == (s, f)
+               for s in range(target.MAX_SERVICES) for f in (0, 1))
+    for bad in ((256, 0), (0, 2), (-1, 0)):
+        with pytest.raises(ValueError):
+            target.select_slot(*bad)
+    key = by_name(p4info.registers)["Ingress.flow_cache_key"]
+    assert key.type_spec.bitstring.bit.bitwidth == 32 + 8 + 1  # ctx1 ++ service ++ from_remote
+
+
 # --------------------------------------------------------------------------- connector.p4
 
 
@@ -356,6 +374,19 @@ def test_p4_source_matches_p4info(p4info, p4src):
         assert int(m.group(2)) == p.max_group_size
         assert int(m.group(4)) == p.size
         assert p.with_selector
+
+
+def test_p4_sets_from_remote_only_when_decapsulating(p4src):
+    apply_at = p4src.index("apply {", p4src.index("table l2_forward"))
+    assigns = re.findall(r"meta\.from_remote\s*=\s*(\d+)\s*;", p4src)
+    assert sorted(assigns) == ["0", "1"]
+    reset = p4src.index("meta.from_remote = 0;")
+    decap = p4src.index("meta.from_remote = 1;")
+    assert apply_at < reset < p4src.index("sff_config.apply()")  # reset for every packet
+    # set in the router-port branch, right where VXLAN-GPE is stripped
+    branch = p4src[p4src.index("ingress_port == PORT_ROUTER", apply_at):decap]
+    assert "hdr.gpe.setInvalid();" in branch and "nsh_in = true" not in branch
+    assert re.search(r"hash\(slot,[^;]*meta\.from_remote[^;]*\);", p4src)
 
 
 def test_p4_source_uses_every_declared_object(p4src):

@@ -54,7 +54,7 @@ class FakeTarget:
         self.rules: list[ClassifierRule] = []
         self.sff: dict[tuple[int, int], SffAction] = {}
         self.members: dict[int, Member] = {}
-        self.groups: dict[int, list[tuple[int, int]]] = {}
+        self.groups: dict[int, list[tuple[int, int]]] = {}  # select slot -> members
         self.member_ctr: dict[int, Counter] = {}
         self.drop_ctr: dict[str, Counter] = {}
         self.misc_ctr: dict[str, Counter] = {}
@@ -92,13 +92,13 @@ class FakeTarget:
         self._rec("delete_member", member_id)
         del self.members[member_id]
 
-    def set_group(self, service_id, members):
-        self._rec("set_group", service_id, members)
-        self.groups[service_id] = list(members)
+    def set_group(self, slot, members):
+        self._rec("set_group", slot, members)
+        self.groups[slot] = list(members)
 
-    def delete_group(self, service_id):
-        self._rec("delete_group", service_id)
-        del self.groups[service_id]
+    def delete_group(self, slot):
+        self._rec("delete_group", slot)
+        del self.groups[slot]
 
     def member_counters(self):
         return dict(self.member_ctr)
@@ -187,10 +187,12 @@ def group(gid, members=(), max_size=0):
     return g
 
 
-def select_entry(sid, group_id=None, member_id=None):
+def select_entry(sid, group_id=None, member_id=None, from_remote=0):
     te = p4runtime_pb2.TableEntry(table_id=tid("instance_select"))
     te.match.add(field_id=fid("instance_select", "meta.service_id"),
                  exact=p4runtime_pb2.FieldMatch.Exact(value=enc(sid)))
+    te.match.add(field_id=fid("instance_select", "meta.from_remote"),
+                 exact=p4runtime_pb2.FieldMatch.Exact(value=enc(from_remote)))
     if group_id is not None:
         te.action.action_profile_group_id = group_id
     if member_id is not None:
@@ -502,6 +504,69 @@ def test_members_weighted_groups_and_instance_select(server, client, fake):
     assert fake.of("delete_group") == [(5,), (6,)]
 
 
+def select_key(entry) -> tuple[int, int]:
+    """(service id, from_remote) of an instance_select entry read back."""
+    by_id = {m.field_id: int.from_bytes(m.exact.value, "big") for m in entry.match}
+    assert set(by_id) == {fid("instance_select", "meta.service_id"),
+                          fid("instance_select", "meta.from_remote")}
+    return (by_id[fid("instance_select", "meta.service_id")],
+            by_id[fid("instance_select", "meta.from_remote")])
+
+
+def test_instance_select_from_remote_uses_two_slots(server, client, fake):
+    """(sid, 0) and (sid, 1) are two select slots in the target: sid and sid + 256."""
+    local = action("to_local_vnf", port=16, dmac=bytes.fromhex("0200000000aa"))
+    remote = action("to_remote", endpoint=int(IPv4Address("10.2.0.2")))
+    assert write(client, ins(member(1, local)), ins(member(2, remote)),
+                 ins(group(20, [(1, 1), (2, 3)])),   # service 5: every candidate
+                 ins(group(21, [(1, 1)])),           # service 5: local instances only
+                 ins(group(30, [(2, 1)]))) == [OK] * 5  # service 6: no local instance
+    assert write(client, ins(select_entry(5, group_id=20, from_remote=0)),
+                 ins(select_entry(5, group_id=21, from_remote=1)),
+                 ins(select_entry(6, group_id=30, from_remote=0)),
+                 ins(select_entry(6, group_id=30, from_remote=1))) == [OK] * 4
+    assert fake.groups == {5: [(1, 1), (2, 3)], 5 + 256: [(1, 1)],
+                           6: [(2, 1)], 6 + 256: [(2, 1)]}
+    # read back: both key fields, and a match filter tells the two entries apart
+    sel = read(client, table_entry=p4runtime_pb2.TableEntry(table_id=tid("instance_select")))
+    assert sorted((select_key(e), e.action.action_profile_group_id) for e in sel) == [
+        ((5, 0), 20), ((5, 1), 21), ((6, 0), 30), ((6, 1), 30)]
+    [one] = read(client, table_entry=select_entry(5, from_remote=1))
+    assert select_key(one) == (5, 1) and one.action.action_profile_group_id == 21
+    # a group modify reaches every slot that uses it, and only those
+    fake.calls.clear()
+    assert write(client, mod(group(30, [(1, 2), (2, 2)]))) == [OK]
+    assert sorted(fake.of("set_group")) == [(6, [(1, 2), (2, 2)]), (6 + 256, [(1, 2), (2, 2)])]
+    assert write(client, mod(group(21, [(1, 4)]))) == [OK]
+    assert fake.groups[5 + 256] == [(1, 4)] and fake.groups[5] == [(1, 1), (2, 3)]
+    # repointing one entry moves only its slot
+    assert write(client, mod(select_entry(6, group_id=21, from_remote=1))) == [OK]
+    assert fake.groups[6 + 256] == [(1, 4)] and fake.groups[6] == [(1, 2), (2, 2)]
+    # group 30 is now used by (6, 0) only; emptying it removes that slot alone
+    fake.calls.clear()
+    assert write(client, mod(group(30, []))) == [OK]
+    assert fake.of("delete_group") == [(6,)] and 6 + 256 in fake.groups
+    # a still-referenced group cannot go; deleting an entry deletes its slot only
+    assert write(client, dele(group(21))) == [code_pb2.FAILED_PRECONDITION]
+    assert write(client, dele(select_entry(5, from_remote=1))) == [OK]
+    assert 5 + 256 not in fake.groups and fake.groups[5] == [(1, 1), (2, 3)]
+    # the key must be complete and fit its width
+    only_sid = p4runtime_pb2.TableEntry(table_id=tid("instance_select"))
+    only_sid.match.add(field_id=fid("instance_select", "meta.service_id"),
+                       exact=p4runtime_pb2.FieldMatch.Exact(value=enc(7)))
+    only_sid.action.action_profile_group_id = 20
+    assert write(client, ins(only_sid), ins(select_entry(7, group_id=20, from_remote=2))) == [
+        code_pb2.INVALID_ARGUMENT, code_pb2.OUT_OF_RANGE]
+    # 256 services x 2 entries fit
+    codes = write(client, *[ins(select_entry(s, group_id=20, from_remote=f))
+                            for s in range(256) for f in (0, 1)
+                            if (s, f) not in ((5, 0), (6, 0), (6, 1))])
+    assert codes == [OK] * 509
+    assert len(fake.groups) == 512 - 1  # (6, 0)'s group 30 is empty: no slot
+    assert write(client, ins(select_entry(5, group_id=20, from_remote=0))) == [
+        code_pb2.ALREADY_EXISTS]
+
+
 def test_group_validation(server, client, fake):
     local = action("to_local_vnf", port=16, dmac=1)
     assert write(client, ins(member(1, local)), ins(member(2, local))) == [OK, OK]
@@ -796,6 +861,7 @@ g = action_profile_group["Ingress.instance_selector"](group_id=1).add(1, weight=
 g.insert()
 s = table_entry["Ingress.instance_select"]
 s.match["meta.service_id"] = "7"
+s.match["meta.from_remote"] = "1"
 s.group_id = 1
 s.insert()
 print("ENTRIES", len(list(table_entry["Ingress.sff_next"].read())))
@@ -819,7 +885,7 @@ def test_p4runtime_shell_interactive(server, tmp_path, fake):
     assert "Error" not in res.stdout, res.stdout
     assert fake.sff == {(1, 255): SffAction("to_service", 7)}
     assert fake.members == {1: Member("local", port=16, dmac=bytes.fromhex("020000000001"))}
-    assert fake.groups == {7: [(1, 3)]}
+    assert fake.groups == {7 + 256: [(1, 3)]}  # select slot of (7, from_remote 1)
 
 
 def test_cli_serves_on_a_unix_socket_and_stops_on_sigterm(tmp_path):
@@ -858,20 +924,36 @@ def test_restore_from_running_target(tmp_path, fake):
         rules=[ClassifierRule(5, Ternary(0, 0), Ternary(0x0A030000, 0xFFFF0000),
                               Ternary(17, 0xFF), Ternary(0, 0), Ternary(0, 0), 4)],
         sff={(4, 255): SffAction("to_service", 2), (4, 254): SffAction("end_of_chain")},
-        members={3: Member("remote", endpoint=IPv4Address("10.1.0.2"))},
-        groups={2: [(3, 64)]})
+        members={3: Member("remote", endpoint=IPv4Address("10.1.0.2")),
+                 4: Member("local", port=16, dmac=bytes.fromhex("0200000000aa"))},
+        # select slots: service 2 has one group for both keys, service 5 a local-only one
+        # for remote arrivals, and service 7 only an entry for remote arrivals
+        groups={2: [(3, 64)], 2 + 256: [(3, 64)], 5: [(3, 1), (4, 1)], 5 + 256: [(4, 1)],
+                7 + 256: [(4, 2)]})
+    fake.groups = {slot: list(ms) for slot, ms in state.groups.items()}  # what it holds
     srv = P4RuntimeServer(fake, socket_path=tmp_path / "p4rt.sock", restore=state,
                           initial_config=ConnectorConfig(IPv4Address(1), bytes(6), bytes(6)))
     srv.start()
     c = P4RuntimeClient(1, f"unix:{srv.socket_path}", (0, 1))
     try:
         assert fake.calls == []  # nothing re-written: the target already holds it
-        assert len(read(c, table_entry=p4runtime_pb2.TableEntry())) == 1 + 2 + 1
-        [g] = read(c, action_profile_group=p4runtime_pb2.ActionProfileGroup())
-        assert g.group_id == 3 and [(m.member_id, m.weight) for m in g.members] == [(3, 64)]
-        # and it can be changed through P4Runtime as usual
-        assert write(c, mod(group(3, [(3, 2)]))) == [OK]
-        assert fake.groups == {2: [(3, 2)]}
+        assert len(read(c, table_entry=p4runtime_pb2.TableEntry())) == 1 + 2 + 5
+        groups = read(c, action_profile_group=p4runtime_pb2.ActionProfileGroup())
+        # group ids as the D-MANO numbers them: slot S -> S; slot 256 + S -> S if it holds
+        # the same members, else 256 + S
+        assert {g.group_id: [(m.member_id, m.weight) for m in g.members] for g in groups} == {
+            2: [(3, 64)], 5: [(3, 1), (4, 1)], 261: [(4, 1)], 263: [(4, 2)]}
+        assert all(g.max_size == 0 for g in groups)
+        sel = read(c, table_entry=p4runtime_pb2.TableEntry(table_id=tid("instance_select")))
+        assert sorted((select_key(e), e.action.action_profile_group_id) for e in sel) == [
+            ((2, 0), 2), ((2, 1), 2), ((5, 0), 5), ((5, 1), 261), ((7, 1), 263)]
+        # and it can be changed through P4Runtime as usual: the shared group reaches both
+        assert write(c, mod(group(2, [(3, 2)]))) == [OK]
+        assert fake.of("set_group") == [(2, [(3, 2)]), (2 + 256, [(3, 2)])]
+        assert write(c, dele(select_entry(5, from_remote=1)), dele(group(261))) == [OK, OK]
+        assert fake.of("delete_group") == [(5 + 256,)]
+        assert fake.groups == {2: [(3, 2)], 2 + 256: [(3, 2)], 5: [(3, 1), (4, 1)],
+                               7 + 256: [(4, 2)]}
         assert write(c, dele(cls_entry(5, dst=(0x0A030000, 0xFFFF0000), proto=(17, 0xFF)))) \
             == [OK]
         assert fake.rules == []
