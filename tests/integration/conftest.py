@@ -45,10 +45,16 @@ def root_veths() -> set[str]:
     return {ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()}
 
 
-@pytest.fixture(autouse=True)
+def bpf_pins() -> set[str]:
+    root = Path("/sys/fs/bpf/dsfc")
+    return {str(p) for p in root.rglob("*")} if root.exists() else set()
+
+
+@pytest.fixture(scope="module", autouse=True)
 def leaves_nothing_behind():
-    """Every integration test must leave no namespace, veth or run folder of ours."""
-    before_ns, before_veth = set(our_namespaces()), root_veths()
+    """Every test module must leave no namespace, veth, bpffs pin or run folder of ours."""
+    before = (set(our_namespaces()), root_veths(), bpf_pins())
     yield
-    assert set(our_namespaces()) - before_ns == set(), "namespaces left behind"
-    assert root_veths() - before_veth == set(), "veths left behind"
+    assert set(our_namespaces()) - before[0] == set(), "namespaces left behind"
+    assert root_veths() - before[1] == set(), "veths left behind"
+    assert bpf_pins() - before[2] == set(), "bpffs pins left behind"
