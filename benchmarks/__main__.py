@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 
-BENCHMARKS = ["topology_bringup", "dmano_propagation", "vnf_fastpath"]
+BENCHMARKS = ["topology_bringup", "dmano_propagation", "connector_pps", "vnf_fastpath"]
 
 
 def main(argv: list[str]) -> int:

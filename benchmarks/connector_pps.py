@@ -1,0 +1,224 @@
+"""Connector data-plane speed against plain kernel forwarding, on the same path.
+
+Three namespaces: gen --veth-- dut --veth-- sink (registered in a run folder, so
+``make clean`` removes them even if the benchmark is killed). trafgen (netsniff-ng, one
+worker, TX_RING) sends 64-byte UDP frames of one flow into ``dut``; the packet rate is
+counted at the sink interface over a fixed window after a warm-up, repeated:
+
+- *kernel*: ``dut`` forwards IPv4 (ip_forward, static neighbours);
+- *connector*: the connector eBPF pipeline on ``dut`` (loaded through EbpfTarget, programmed
+  through its P4Runtime server): classify the UDP flow, push NSH (SI 255, ctx1), encapsulate
+  in VXLAN-GPE to a remote endpoint and redirect out of the router port: the ingress path
+  of every chained packet;
+- *VNF*: the VNF process (``python -m vnf``, passthrough) on a veth: NSH frames in, SI-1,
+  back out; counted as frames returned to the generator side.
+
+P4Runtime write latency: a group weight change written by the D-MANO's writer
+(p4runtime-shell client) to the connector's P4Runtime server, p50/p99 over 200 writes.
+
+On 2 cores the generator and the device under test share the machine: trafgen runs on
+CPU 1, the rest where the kernel puts it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new_run
+
+WINDOW_S = 3.0
+WARMUP_S = 1.0
+REPEAT = 3
+
+
+def sh(*args: str, check: bool = True) -> str:
+    return subprocess.run(args, check=check, capture_output=True, text=True).stdout
+
+
+def ns(reg: Registry, name: str) -> str:
+    full = reg.namespace_name(name)
+    reg.add_namespace(full)
+    sh("ip", "netns", "add", full)
+    sh("ip", "-n", full, "link", "set", "dev", "lo", "up")
+    return full
+
+
+def in_ns(netns: str, *args: str, check: bool = True) -> str:
+    return sh("nsenter", f"--net=/run/netns/{netns}", *args, check=check)
+
+
+def veth(a: str, ia: str, b: str, ib: str) -> None:
+    sh("ip", "link", "add", "tmpa", "netns", a, "type", "veth", "peer", "name", "tmpb",
+       "netns", b)
+    sh("ip", "-n", a, "link", "set", "dev", "tmpa", "name", ia)
+    sh("ip", "-n", b, "link", "set", "dev", "tmpb", "name", ib)
+    for n, i in ((a, ia), (b, ib)):
+        sh("ip", "-n", n, "link", "set", "dev", i, "up")
+        in_ns(n, "ethtool", "-K", i, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+              check=False)
+
+
+def mac(netns: str, iface: str) -> str:
+    return json.loads(sh("ip", "-n", netns, "-j", "link", "show", iface))[0]["address"]
+
+
+def rx_packets(netns: str, iface: str) -> int:
+    data = json.loads(sh("ip", "-n", netns, "-s", "-j", "link", "show", iface))
+    return int(data[0]["stats64"]["rx"]["packets"])
+
+
+def trafgen_conf(path: Path, dst_mac: str, src_mac: str, payload: bytes | None = None) -> None:
+    if payload is None:
+        body = (f"eth(da={dst_mac}, sa={src_mac}, type=0x0800), "
+                "ipv4(saddr=10.10.1.2, daddr=10.10.2.2, proto=17, ttl=64), "
+                "udp(sport=1234, dport=5000), fill(0x00, 18)")
+    else:
+        body = ", ".join(f"0x{b:02x}" for b in payload)
+    path.write_text("{ " + body + " }\n")
+
+
+def measure(gen: str, dev: str, conf: Path, count_ns: str, count_if: str) -> float:
+    """Packets/s counted at count_ns:count_if while trafgen floods gen:dev with conf."""
+    rates = []
+    for _ in range(REPEAT):
+        proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{gen}", "taskset", "-c", "1",
+                                 "trafgen", "--dev", dev, "--conf", str(conf), "-P", "1",
+                                 "-Q", "-C", "--no-sock-mem"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(WARMUP_S)
+            c0, t0 = rx_packets(count_ns, count_if), time.monotonic()
+            time.sleep(WINDOW_S)
+            c1, t1 = rx_packets(count_ns, count_if), time.monotonic()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        rates.append((c1 - c0) / (t1 - t0))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    from connector_p4.ebpf_build import build
+
+    ensure_bpffs()
+    reg = new_run("benchmark connector_pps")
+    folder = reg.folder
+    procs: list[subprocess.Popen] = []
+    try:
+        gen, dut, sink = ns(reg, "gen"), ns(reg, "dut"), ns(reg, "sink")
+        veth(gen, "eth0", dut, "in")
+        veth(dut, "out", sink, "eth0")
+        conf = folder / "udp.trafgen"
+        trafgen_conf(conf, mac(dut, "in"), mac(gen, "eth0"))
+
+        # kernel IPv4 forwarding
+        in_ns(dut, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        sh("ip", "-n", dut, "addr", "add", "10.10.1.1/24", "dev", "in")
+        sh("ip", "-n", dut, "addr", "add", "10.10.2.1/24", "dev", "out")
+        sh("ip", "-n", dut, "neigh", "add", "10.10.2.2", "lladdr", mac(sink, "eth0"),
+           "dev", "out")
+        kernel = measure(gen, "eth0", conf, sink, "eth0")
+
+        # connector: eBPF pipeline behind its P4Runtime server
+        pins = BPF_ROOT / reg.run_id / "dut"
+        reg.add_bpf_dir(BPF_ROOT / reg.run_id)
+        sock = folder / "p4rt.sock"
+        log = open(folder / "p4rt.log", "wb")  # noqa: SIM115 (closed with the process)
+        server = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{dut}", sys.executable, "-m",
+             "connector_p4.p4rt_server", "--socket", str(sock), "--target", "ebpf",
+             "--bpf-object", str(build()), "--pin-dir", str(pins), "--port", "1=out",
+             "--port", "64=in", "--local-ip", "10.10.2.1",
+             "--router-mac", mac(sink, "eth0"), "--local-mac", mac(dut, "out")],
+            stdout=log, stderr=subprocess.STDOUT)
+        procs.append(server)
+        reg.add_process(server.pid, "p4rt-server")
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((folder / "p4rt.log").read_text())
+            time.sleep(0.05)
+        from dmano.config import ConnectorConf
+        from dmano.connector_state import DesiredState, MemberKey, TernaryRule, diff
+        from dmano.p4rt_client import P4RuntimeConnector
+
+        writer = P4RuntimeConnector(ConnectorConf(kind="p4runtime", address=f"unix:{sock}"))
+        member = MemberKey("remote", endpoint="10.10.2.2")
+        other = MemberKey("remote", endpoint="10.10.2.3")
+        want = DesiredState(
+            config=("10.10.2.1", mac(sink, "eth0"), mac(dut, "out")),
+            classifier={TernaryRule(100, (0, 0), (0, 0), (17, 0xFF), (0, 0), (0, 0), 1)},
+            sff={(1, 255): ("to_service", 1), (1, 254): ("end_of_chain", 0)},
+            groups={1: {member: 1}}, selects={(1, 0): 1, (1, 1): 1})
+        writer.write(diff(writer.read_state(), want))
+        connector = measure(gen, "eth0", conf, sink, "eth0")
+
+        # P4Runtime write latency: group weight changes
+        want.groups = {1: {member: 1, other: 1}}
+        writer.write(diff(writer.state, want))
+        lat = []
+        for k in range(200):
+            want.groups = {1: {member: 1 + k % 7, other: 1}}
+            ops = diff(writer.state, want)
+            t0 = time.perf_counter()
+            writer.write(ops)
+            lat.append(time.perf_counter() - t0)
+        writer.close()
+
+        # VNF fast path on a veth: NSH frames in, returned frames counted at the sender
+        vnf = ns(reg, "vnf")
+        veth(gen, "v", vnf, "eth0")
+        from scapy.all import IP, UDP, Ether, Raw, load_contrib
+
+        load_contrib("nsh")
+        from scapy.contrib.nsh import NSH
+
+        frame = bytes(Ether(dst=mac(vnf, "eth0"), src=mac(gen, "v"), type=0x894F) /
+                      NSH(ttl=63, length=6, mdtype=1, nextproto=1, spi=1, si=255) /
+                      IP(src="10.10.1.2", dst="10.10.2.2") / UDP(sport=1, dport=2) /
+                      Raw(b"\0" * 18))
+        vconf = folder / "nsh.trafgen"
+        trafgen_conf(vconf, "", "", frame)
+        vproc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{vnf}", sys.executable, "-m", "vnf", "--name",
+             "bench", "--iface", "eth0", "--service", "passthrough", "--stats",
+             str(folder / "vnf.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(vproc)
+        reg.add_process(vproc.pid, "vnf")
+        time.sleep(1.0)
+        vnf_rate = measure(gen, "v", vconf, gen, "v")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        clean_run(reg)
+
+    print("\n== Connector data plane vs kernel forwarding (64 B UDP, one flow, trafgen on "
+          f"CPU 1, {WINDOW_S:.0f} s windows, median of {REPEAT}) ==")
+    print(f"{'path':<44} {'kpps':>8}")
+    print(f"{'kernel IPv4 forwarding (dut routes)':<44} {kernel / 1e3:>8.0f}")
+    print(f"{'connector eBPF: classify+NSH+GPE encap':<44} {connector / 1e3:>8.0f}")
+    print(f"{'ratio connector / kernel (goal >= 0.8)':<44} {connector / kernel:>8.2f}")
+    print(f"{'VNF process on a veth (NSH in, SI-1, out)':<44} {vnf_rate / 1e3:>8.0f}")
+    lat_ms = sorted(1000 * x for x in lat)
+    print(f"P4Runtime group modify (D-MANO writer -> server -> BPF maps): "
+          f"p50 {statistics.median(lat_ms):.2f} ms, p99 {lat_ms[int(0.99 * len(lat_ms))]:.2f} ms"
+          f" over {len(lat_ms)} writes")
+
+
+if __name__ == "__main__":
+    main()
