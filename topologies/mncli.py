@@ -18,7 +18,10 @@ class DsfcCLI(CLI):
     prompt = "dsfc> "
 
     def __init__(self, network: Any, **kwargs: Any):
+        from mininet.log import setLogLevel
+
         self.network = network
+        setLogLevel("output")  # the CLI prints node output at Mininet's "output" level
         super().__init__(network.net, **kwargs)
 
     def do_vtysh(self, line: str) -> None:
