@@ -1,6 +1,7 @@
 """``python -m dmano``: run the D-MANO of one NFV node, or show its service tables.
 
-    python -m dmano --config node.yaml            # run (until SIGTERM / Ctrl-C)
+    python -m dmano --config node.yaml            # run (until SIGTERM / Ctrl-C;
+                                                  # SIGUSR1 reloads the policy file)
     python -m dmano show --config node.yaml       # service tables of the running daemon
     python -m dmano show --status dmano.json --json
     python -m dmano check --config node.yaml      # validate config + policy
@@ -46,6 +47,7 @@ def run(config: Path, verbose: bool) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, daemon.reload_policy)
         await daemon.run(stop)
 
     try:

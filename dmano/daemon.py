@@ -64,6 +64,23 @@ class Dmano:
         self.last_error = ""
         self.started = time.time()
         self.table_changes = 0
+        self.reload_requested = False
+
+    def reload_policy(self) -> None:
+        """Re-read the policy file (SIGUSR1); a bad file is reported and ignored."""
+        from dmano.policy import load_policy
+        from dmano.yamlconf import ConfigError
+
+        try:
+            policy = load_policy(self.cfg.policy)
+        except ConfigError as exc:
+            log.error("policy not reloaded, keeping %s: %s", self.policy.name, exc)
+            return
+        log.info("policy reloaded from %s: %s", self.cfg.policy, policy.to_dict())
+        self.policy = policy
+        self.announced_cost.clear()  # re-announce with the new cost function
+        self.reload_requested = True
+        self.lsdb_changed.set()
 
     # -- OSPF API callbacks ------------------------------------------------------------
     def _lsa_update(self, raw: bytes) -> None:
@@ -93,6 +110,9 @@ class Dmano:
         try:
             while not stop.is_set():
                 now = time.monotonic()
+                if self.reload_requested:
+                    self.reload_requested = False
+                    next_period = now  # measure and announce with the new policy now
                 if now >= next_period:
                     await self.measure_and_announce()
                     next_period = max(next_period + self.policy.period_s, now)
