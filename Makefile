@@ -4,16 +4,17 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-SCENARIO ?= topologies/paper_fig3.yaml
+SCENARIO ?= scenarios/paper_fig4.yaml
 
 # Debian packages the project needs (installed only when missing)
 APT_PACKAGES := frr frr-pythontools mininet iproute2 nftables procps psmisc iputils-ping \
 	ethtool tshark netsniff-ng clang llvm libbpf-dev bpftool gcc make python3-venv python3-dev
 
-.PHONY: help setup apt run-scenario test test-unit test-integration bench clean distclean lint
+.PHONY: help setup apt run-scenario reproduce test test-unit test-integration bench clean distclean lint
 
 help:
-	@echo "make run-scenario   set up if needed, then run the main job"
+	@echo "make run-scenario   set up if needed, then run the paper's Section VI scenario once"
+	@echo "make reproduce      the same, 20 repetitions (the paper's Fig. 5)"
 	@echo "make test           set up if needed, then run lint + unit + integration tests"
 	@echo "make bench          benchmarks (printed as tables)"
 	@echo "make clean          remove everything earlier runs left (namespaces, daemons, pins)"
@@ -39,7 +40,10 @@ setup: apt $(VENV)/.installed
 	@$(VPY) -m connector_p4.ebpf_build
 
 run-scenario: setup
-	$(VPY) -m topologies demo $(SCENARIO)
+	$(VPY) -m scenarios run $(SCENARIO)
+
+reproduce: setup
+	$(VPY) -m scenarios run $(SCENARIO) --repetitions 20
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -372,8 +372,11 @@ class Network:
         """Start the VNF process of an instance in its namespace (python -m vnf)."""
         inst = next(i for i in self.topo.instances if i.name == name)
         svc = self.topo.service(inst.service)
+        # a capacity of C packets/s with a quarter second of queue: random packet phases
+        # of many flows make short bursts that a real VNF would queue, not drop
         args = [sys.executable, "-m", "vnf", "--name", name, "--iface", "eth0",
                 "--service", svc.kind, "--capacity", str(inst.capacity),
+                "--burst", str(max(1, inst.capacity // 4)), "--stats-interval", "0.2",
                 "--stats", str(vnf_stats_path(self.run_folder, name))]
         for rule in svc.rules:
             args += ["--rule", rule]

@@ -1,0 +1,52 @@
+"""``python -m scenarios``: run scenario files (and check them)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scenarios", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run a scenario (all its repetitions)")
+    run.add_argument("file", type=Path)
+    run.add_argument("--repetitions", type=int, help="override the file's repetitions")
+    run.add_argument("--output", type=Path, help="base folder for relative 'output' paths")
+    run.add_argument("--no-figures", action="store_true")
+    chk = sub.add_parser("check", help="validate a scenario file and print its scaling")
+    chk.add_argument("file", type=Path)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("scenarios").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    from dmano.yamlconf import ConfigError
+    from scenarios.spec import load_scenario
+
+    try:
+        if args.cmd == "check":
+            s = load_scenario(args.file)
+            print(f"{args.file}: scenario {s.name} OK\n{s.scaling_summary()}")
+            return 0
+        from scenarios.runner import run_scenario
+
+        try:
+            folder = run_scenario(args.file, args.repetitions, args.output,
+                                  not args.no_figures)
+        except KeyboardInterrupt:
+            print("interrupted: the network was stopped and cleaned; partial results are "
+                  "in the results folder", file=sys.stderr)
+            return 130
+        print((folder / "report.txt").read_text(), end="")
+        print(f"\nresults: {folder}")
+        return 0
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

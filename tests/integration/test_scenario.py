@@ -1,0 +1,72 @@
+"""A short, time-scaled run of the paper's Section VI scenario, end to end."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scenarios.figures import read_shares
+from tests.integration.conftest import ROOT, our_namespaces
+
+SHORT = ROOT / "scenarios" / "paper_fig4_short.yaml"
+
+
+def test_short_paper_scenario(tmp_path: Path):
+    out = subprocess.run([sys.executable, "-m", "scenarios", "run", str(SHORT),
+                          "--output", str(tmp_path)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    folder = Path(out.stdout.strip().splitlines()[-1].removeprefix("results: "))
+    summary = json.loads((folder / "summary.json").read_text())
+    run = folder / "run-01"
+    for name in ("shares.csv", "weights.csv", "events.csv", "flows.csv", "traffic.csv",
+                 "fig4_traffic_distribution.png", "weights.png", "meta.json"):
+        assert (run / name).stat().st_size > 0, name
+    assert (folder / "fig5_boxplot.png").stat().st_size > 0
+    assert (folder / "report.txt").read_text().count("phase2") >= 3
+    assert list((run / "logs").glob("r*_dmano.log")) and list((run / "logs").glob("cA_*"))
+
+    shares = read_shares(run / "shares.csv")
+
+    def mean_share(instance: str, lo: float, hi: float) -> float:
+        xs = [r.share for r in shares
+              if r.instance == instance and lo < r.t_s <= hi and r.share is not None]
+        return 100 * sum(xs) / len(xs)
+
+    # phase 1: both instances carry load, close to 50/50 (hash placement of 100 flows
+    # alone spreads a share by ~5 points)
+    b1, c1 = mean_share("svc_b", 100, 150), mean_share("svc_c", 100, 150)
+    assert abs(b1 - 50) <= 12 and abs(c1 - 50) <= 12, (b1, c1)
+    # the new instance takes no load before it starts, and takes load after
+    assert mean_share("svc_d", 50, 150) == 0
+    d2 = mean_share("svc_d", 250, 300)
+    assert 8 <= d2 <= 40, d2
+    # no packet is lost, in particular not when the instance is added
+    text = (folder / "report.txt").read_text()
+    assert "0 lost (0.00 %)" in text, text
+    flows = (run / "flows.csv").read_text().splitlines()[1:]
+    lost = [ln for ln in flows if ln.split(",")[6] != ln.split(",")[7]]
+    assert not lost, lost[:5]
+    assert summary
+
+
+def test_ctrl_c_stops_cleanly(tmp_path: Path):
+    before = set(our_namespaces())
+    proc = subprocess.Popen([sys.executable, "-m", "scenarios", "run", str(SHORT),
+                             "--output", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "flows active" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    assert set(our_namespaces()) - before == set()
+    assert not list(Path("/run/dsfc").glob("*")) if Path("/run/dsfc").exists() else True
