@@ -10,11 +10,11 @@ service table shows the instance's new VNF cost. Two figures per change:
 - *flooding*: originating node's table updated -> this node's table updated: LSA
   origination, flooding, API notification and recomputation.
 
-Measured on the 2-core machine (ring of 5/10/20): flooding p50 0-6 ms, p99 8-16 ms; total
-p50 3-4 s, p99 6 s. The total exceeds the 2 s period because FRR 8.4 refreshes an
-existing opaque LSA at most once every 5 s (OSPF MinLSInterval is fixed at 5 s on the
-opaque refresh path, whatever "timers throttle lsa" says): a change announced sooner than
-5 s after the previous one waits for that interval.
+Measured on the 2-core machine (ring of 5/10/20): flooding p50 0-8 ms, p99 5-17 ms; total
+p50 and p99 about 2.0 s: one period (the change waits for the next measurement), then
+milliseconds. FRR 8.4 refreshes one opaque LSA at most once every 5 s (its MinLSInterval
+is fixed on that path, whatever "timers throttle lsa" says); without the D-MANO's
+opaque-ID generations (dmano/lsa.py) the total was p50 3-4 s, p99 6 s.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ node an operator writes it. Example::
          sport: null, dport: 5000-5999}
     instances:                       # local VNF instances
       - name: fw_a
-        id: 1                        # opaque id, unique on this node (1..2^24-1)
+        id: 1                        # unique on this node, 1..255 (low byte of the
+                                     # opaque ID; dmano/lsa.py)
         service: 1
         capacity: 150                # processing units per second
         cost: 20                     # optional fixed cost (policy "static" uses it)
@@ -208,7 +209,7 @@ def _instance(f: Fields, ids: set[int]) -> InstanceConf:
     if ids and service not in ids:
         raise f.error("service", f"unknown service id {service}")
     return InstanceConf(
-        name=name, id=f.int("id", lo=1, hi=(1 << 24) - 1), service=service,
+        name=name, id=f.int("id", lo=1, hi=255), service=service,
         capacity=f.int("capacity", lo=1, hi=10_000_000), stats=Path(f.str("stats")),
         port=f.int("port", default=0, lo=0, hi=511),
         mac=f.str("mac", default="", pattern=MAC_PATTERN, hint="a MAC like 02:00:00:01:10:01"),

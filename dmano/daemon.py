@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE_S = 0.02
 RESYNC_GRACE_S = 10.0
+SEQUENCE_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
 
 
 class Dmano:
@@ -65,6 +66,7 @@ class Dmano:
         self.started = time.time()
         self.table_changes = 0
         self.reload_requested = False
+        self.sequence = 0
 
     def reload_policy(self) -> None:
         """Re-read the policy file (SIGUSR1); a bad file is reported and ignored."""
@@ -151,13 +153,21 @@ class Dmano:
                 instance_id=inst.id, service_id=inst.service,
                 anycast=self.anycast.get(inst.service, IPv4Address("0.0.0.0")),
                 cost=cost, endpoint=self.cfg.nsh_endpoint, capacity=inst.capacity,
-                load=round(st.measurement.load), state=InstanceState.UP, name=inst.name)
+                load=round(st.measurement.load), state=InstanceState.UP, name=inst.name,
+                sequence=self._next_sequence())
             if last != cost:
                 log.info("instance %s: VNF cost %s -> %d (load %.1f/%d)", inst.name,
                          last, cost, st.measurement.load, inst.capacity)
             self.announced_cost[inst.name] = cost
             await self.session.announce(inst.id, lsa.encode(ann))
         await self.session.retry_pending()
+
+    def _next_sequence(self) -> int:
+        """Increasing announcement sequence: tenths of a second since 2025 (so a restarted
+        D-MANO continues above its predecessor; fits 32 bits until 2038), +1 per call."""
+        now = int((time.time() - SEQUENCE_EPOCH) * 10)
+        self.sequence = min(max(self.sequence + 1, now), 0xFFFFFFFF)
+        return self.sequence
 
     async def recompute(self) -> None:
         tables = compute_tables(self.mirror.view, self.cfg.router_id, self.policy)

@@ -63,6 +63,26 @@ MAX_NAME_BYTES = 64
 MAX_INSTANCE_ID = (1 << 24) - 1
 MAX_U32 = (1 << 32) - 1
 
+# Opaque ID layout: generation (16 bits) << 8 | instance id (8 bits). A changed
+# announcement is originated under the next generation's opaque ID (and the previous one
+# deleted) when the current LSA is younger than FRR's fixed 5 s MinLSInterval, which
+# would otherwise hold the refresh back for up to 5 s; receivers keep, per (router,
+# instance id), the copy with the highest SEQUENCE.
+INSTANCE_BITS = 8
+MAX_LOCAL_INSTANCE = (1 << INSTANCE_BITS) - 1
+MAX_GENERATION = (1 << (24 - INSTANCE_BITS)) - 1
+
+
+def make_opaque_id(instance_id: int, generation: int) -> int:
+    if not 0 <= instance_id <= MAX_LOCAL_INSTANCE or not 0 <= generation <= MAX_GENERATION:
+        raise ValueError(f"instance id {instance_id} / generation {generation} out of range")
+    return generation << INSTANCE_BITS | instance_id
+
+
+def split_opaque_id(opaque_id: int) -> tuple[int, int]:
+    """(instance id, generation) of a 24-bit opaque ID."""
+    return opaque_id & MAX_LOCAL_INSTANCE, opaque_id >> INSTANCE_BITS
+
 TLV_HEADER = struct.Struct("!HH")
 
 
@@ -78,6 +98,7 @@ class Tlv(enum.IntEnum):
     LOAD = 7
     STATE = 8
     NAME = 9
+    SEQUENCE = 10
 
 
 REQUIRED_TLVS: tuple[Tlv, ...] = (
@@ -174,6 +195,7 @@ def encode(ann: VnfAnnouncement) -> bytes:
     ]
     if name:
         parts.append(_tlv(Tlv.NAME, name))
+    parts.append(_tlv(Tlv.SEQUENCE, struct.pack("!I", _check_u32("sequence", ann.sequence))))
     return b"".join(parts)
 
 
@@ -275,6 +297,7 @@ def decode(body: bytes, instance_id: int) -> VnfAnnouncement:
         load=u32(Tlv.LOAD),
         state=state,
         name=name,
+        sequence=u32(Tlv.SEQUENCE),
     )
 
 

@@ -343,8 +343,9 @@ class LsdbMirror:
     :meth:`clear` followed by the updates of an LSDB dump). Router LSAs go to
     ``view.routers`` (by advertising router), network LSAs to ``view.networks`` (by
     link state id), type-10 opaque LSAs of opaque type ``opaque_type`` are decoded as
-    VNF announcements into ``view.instances[(adv_router, opaque_id)]``; everything else
-    is ignored.
+    VNF announcements into ``view.instances[(adv_router, instance_id)]`` (the newest
+    generation's copy, see :func:`dmano.lsa.split_opaque_id`); everything else is
+    ignored.
 
     * A MaxAge LSA (age 3600) given to :meth:`apply_update` is a deletion.
     * An update or delete with an older sequence number than the one held for the same
@@ -370,6 +371,7 @@ class LsdbMirror:
         self.verify_checksum = verify_checksum
         self.log = log or logger
         self._seq: dict[_Key, int] = {}
+        self._generations: dict[tuple[IPv4Address, int], dict[int, VnfAnnouncement]] = {}
 
     def clear(self) -> None:
         """Forget everything (before a resync); statistics are kept."""
@@ -377,6 +379,7 @@ class LsdbMirror:
         self.view.networks.clear()
         self.view.instances.clear()
         self._seq.clear()
+        self._generations.clear()
 
     # -- events
 
@@ -410,10 +413,11 @@ class LsdbMirror:
                 return self._remove_network(hdr)
             return self._set(self.view.networks, hdr.ls_id, network)
         _, opaque_id = opaque_type_id(hdr.ls_id)
+        iid, _ = lsa.split_opaque_id(opaque_id)
         ann = lsa.decode_counted(
-            bytes(raw_lsa[HEADER_LEN:]), opaque_id, self.stats, self.log, origin=hdr.adv_router
+            bytes(raw_lsa[HEADER_LEN:]), iid, self.stats, self.log, origin=hdr.adv_router
         )
-        return self._set(self.view.instances, (hdr.adv_router, opaque_id), ann)
+        return self._set_generation(hdr.adv_router, opaque_id, ann)
 
     def apply_delete(self, raw_lsa: bytes) -> bool:
         """Remove an LSA (only its 20-byte header is read); True if :attr:`view` changed."""
@@ -469,7 +473,24 @@ class LsdbMirror:
             return self._set(self.view.routers, hdr.adv_router, None)
         if hdr.type == NETWORK_LSA:
             return self._remove_network(hdr)
-        return self._set(self.view.instances, (hdr.adv_router, opaque_type_id(hdr.ls_id)[1]), None)
+        return self._set_generation(hdr.adv_router, opaque_type_id(hdr.ls_id)[1], None)
+
+    def _set_generation(self, adv: IPv4Address, opaque_id: int,
+                        ann: VnfAnnouncement | None) -> bool:
+        """Record one generation's copy of an instance's announcement (None: gone) and put
+        the newest copy (highest SEQUENCE, then opaque ID) in the view."""
+        iid, _ = lsa.split_opaque_id(opaque_id)
+        gens = self._generations.setdefault((adv, iid), {})
+        if ann is None:
+            gens.pop(opaque_id, None)
+        else:
+            gens[opaque_id] = ann
+        best = None
+        if gens:
+            best = gens[max(gens, key=lambda o: (gens[o].sequence, o))]
+        else:
+            del self._generations[(adv, iid)]
+        return self._set(self.view.instances, (adv, iid), best)
 
     def _remove_network(self, hdr: LsaHeader) -> bool:
         # view.networks is keyed by link state id alone: while a DR hands over, another

@@ -27,7 +27,7 @@ class VnfAnnouncement:
     ``load`` are in processing units per second (the VNF's own unit, e.g. packets/s).
     """
 
-    instance_id: int  # 24-bit opaque ID, unique per originating router
+    instance_id: int  # 1..255, unique per originating router (low 8 bits of the opaque ID)
     service_id: int  # 32-bit
     anycast: IPv4Address  # the service's anycast address
     cost: int  # 32-bit VNF cost
@@ -36,6 +36,7 @@ class VnfAnnouncement:
     load: int = 0
     state: InstanceState = InstanceState.UP
     name: str = ""  # human-readable instance name (optional, <= 64 bytes UTF-8)
+    sequence: int = 0  # increases with every announcement of the instance (u32)
 
 
 @dataclass(frozen=True)

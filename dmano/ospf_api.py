@@ -20,10 +20,13 @@ import importlib.util
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 from types import ModuleType
+
+from dmano import lsa
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ OSPFCLIENT_PATHS = (Path("/usr/lib/frr/ospfclient.py"),
                     Path("/usr/local/lib/frr/ospfclient.py"))
 LSA_TYPE_OPAQUE_AREA = 10
 NOT_READY = "OSPF_API_NOTREADY"
+REFRESH_MIN_S = 5.5  # FRR 8.4's fixed MinLSInterval (5 s) for one LSA, plus a margin
 
 
 class OspfApiUnavailableError(RuntimeError):
@@ -105,8 +109,10 @@ class OspfApiSession:
         self.on_reset = on_reset
         self.on_connected = on_connected
         self.client = None  # the connected ospfclient.OspfOpaqueClient, if any
-        self.desired: dict[int, bytes] = {}  # opaque id -> body we want announced
-        self.announced: dict[int, bytes] = {}  # what ospfd accepted
+        self.desired: dict[int, bytes] = {}  # instance id -> body we want announced
+        # instance id -> (opaque id, body, monotonic time) of what ospfd accepted
+        self.announced: dict[int, tuple[int, bytes, float]] = {}
+        self.generation: dict[int, int] = {}  # instance id -> generation of its opaque ID
         self.connections = 0
         self.registered = False
         self._lock = asyncio.Lock()
@@ -116,37 +122,48 @@ class OspfApiSession:
         return self.client is not None and not self.client.closed
 
     # -- announcements -----------------------------------------------------------------
-    async def announce(self, opaque_id: int, body: bytes) -> None:
-        """Originate or refresh (same id, new body) our LSA for one instance."""
-        self.desired[opaque_id] = body
-        await self._push(opaque_id)
+    async def announce(self, instance_id: int, body: bytes) -> None:
+        """Originate or update the LSA of one local instance (``body`` from lsa.encode)."""
+        self.desired[instance_id] = body
+        await self._push(instance_id)
 
-    async def withdraw(self, opaque_id: int) -> None:
-        self.desired.pop(opaque_id, None)
-        if opaque_id not in self.announced or not self.connected:
-            self.announced.pop(opaque_id, None)
+    async def withdraw(self, instance_id: int) -> None:
+        self.desired.pop(instance_id, None)
+        current = self.announced.pop(instance_id, None)
+        if current is None or not self.connected:
             return
         async with self._lock:
             try:
                 await self.client.delete_opaque_data(
-                    int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, opaque_id)
-                self.announced.pop(opaque_id, None)
-                log.info("withdrew instance LSA %d", opaque_id)
+                    int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, current[0])
+                log.info("withdrew the LSA of instance %d", instance_id)
             except self.oc.APIError as exc:
-                log.warning("withdrawing instance LSA %d failed: %s", opaque_id, exc)
+                log.warning("withdrawing the LSA of instance %d failed: %s", instance_id, exc)
 
     async def retry_pending(self) -> None:
         """Announce what ospfd refused so far (e.g. not ready before the first adjacency)."""
-        for opaque_id, body in list(self.desired.items()):
-            if self.announced.get(opaque_id) != body:
-                await self._push(opaque_id)
+        for instance_id, body in list(self.desired.items()):
+            current = self.announced.get(instance_id)
+            if current is None or current[1] != body:
+                await self._push(instance_id)
 
-    async def _push(self, opaque_id: int) -> None:
-        if not self.connected:
+    async def _push(self, instance_id: int) -> None:
+        """Originate the desired body. FRR 8.4 delays a refresh of one LSA until 5 s after
+        its previous origination; a change sooner than that goes out at once under the
+        next generation's opaque ID (lsa.make_opaque_id), and the previous LSA is then
+        deleted. Receivers keep the copy with the highest SEQUENCE."""
+        body = self.desired.get(instance_id)
+        if body is None or not self.connected:
             return
-        body = self.desired.get(opaque_id)
-        if body is None:
+        current = self.announced.get(instance_id)
+        if current is not None and current[1] == body:
             return
+        generation = self.generation.get(instance_id, 0)
+        previous = None
+        if current is not None and time.monotonic() - current[2] < REFRESH_MIN_S:
+            previous = current[0]
+            generation = (generation + 1) % (lsa.MAX_GENERATION + 1)
+        opaque_id = lsa.make_opaque_id(instance_id, generation)
         async with self._lock:
             try:
                 if not self.registered:
@@ -157,10 +174,14 @@ class OspfApiSession:
                     self.registered = True
                 await self.client.add_opaque_data(
                     int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, opaque_id, body)
-                self.announced[opaque_id] = body
+                self.generation[instance_id] = generation
+                self.announced[instance_id] = (opaque_id, body, time.monotonic())
+                if previous is not None and previous != opaque_id:
+                    await self.client.delete_opaque_data(
+                        int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, previous)
             except self.oc.APIError as exc:
                 level = logging.DEBUG if NOT_READY in str(exc) else logging.WARNING
-                log.log(level, "announcing instance LSA %d: %s (will retry)", opaque_id, exc)
+                log.log(level, "announcing instance %d: %s (will retry)", instance_id, exc)
 
     # -- connection --------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

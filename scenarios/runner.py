@@ -67,6 +67,7 @@ class Run:
         self.t0 = 0.0  # monotonic time of the scenario's t = 0
         self.prev_packets: dict[str, tuple[int, float, int]] = {}
         self.prev_rate: dict[str, float] = {}
+        self.prev_traffic = (0.0, 0, 0)  # grid time, cumulative sent, received
         self.prev_weights: dict[tuple[str, int, str], int] = {}
         self.down: dict[str, list[str]] = {}  # failed node -> VNFs it had running
         self.flows: list[PlannedFlow] = []
@@ -350,9 +351,12 @@ class Run:
                        if name.startswith("gen-"))
             received = sum(int(float(rows[t_grid]["received_total"]))
                            for name, rows in series.items() if name.startswith("sink-"))
-            for cls in s.traffic[:1]:
-                traffic.row(t_s=s.scenario_time(t_grid), traffic=cls.name, sent=sent,
-                            received=received)
+            if t_grid > self.prev_traffic[0]:  # per-interval counts, as traffic.csv holds
+                for cls in s.traffic[:1]:
+                    traffic.row(t_s=s.scenario_time(t_grid), traffic=cls.name,
+                                sent=sent - self.prev_traffic[1],
+                                received=received - self.prev_traffic[2])
+                self.prev_traffic = (t_grid, sent, received)
 
     # -- results -----------------------------------------------------------------------
     def _write_flows(self) -> None:

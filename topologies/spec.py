@@ -148,7 +148,10 @@ def parse_topology(data: object, path: Path) -> Topology:
         instances = top.items(
             "instances", lambda f: _instance(f, node_names, service_names), default=[])
         _unique(top, "instances", [i.name for i in instances])
-        instances = _number_instances(instances)
+        try:
+            instances = _number_instances(instances)
+        except ValueError as exc:
+            raise top.error("instances", str(exc)) from None
         hosts = top.items("hosts", lambda f: _host(f, node_names), default=[])
         _unique(top, "hosts", [h.name for h in hosts])
         chains = top.items("chains", lambda f: _chain(f, service_names), default=[])
@@ -291,11 +294,17 @@ def _unique(top: Fields, key: str, values: list, what: str = "name") -> None:
         seen[v] = i
 
 
+MAX_INSTANCES_PER_NODE = 48  # VNF ports 16..63 of the connector (PIPELINE.md)
+
+
 def _number_instances(instances: list[InstanceSpec]) -> list[InstanceSpec]:
     per_node: dict[str, int] = {}
     out = []
     for inst in instances:
         per_node[inst.node] = per_node.get(inst.node, 0) + 1
+        if per_node[inst.node] > MAX_INSTANCES_PER_NODE:
+            raise ValueError(f"node {inst.node}: at most {MAX_INSTANCES_PER_NODE} VNF "
+                             "instances per node (connector VNF ports 16..63)")
         out.append(InstanceSpec(inst.name, inst.service, inst.node, inst.capacity,
                                 inst.cost, inst.start, per_node[inst.node]))
     return out

@@ -102,7 +102,7 @@ def reason_of(body: bytes, instance_id: int = 1) -> str:
 def test_constants() -> None:
     assert 128 <= OPAQUE_TYPE <= 255
     assert LSA_VERSION == 1
-    assert [int(t) for t in Tlv] == list(range(1, 10))
+    assert [int(t) for t in Tlv] == list(range(1, 11))
 
 
 # --------------------------------------------------------------------------- encode
@@ -120,15 +120,16 @@ def test_encode_known_answer() -> None:
         "00070004" "000000fa"  # load 250
         "00080004" "02000000"  # state DRAINING
         "00090004" "66772d31"  # name "fw-1"
+        "000a0004" "00000000"  # sequence 0
     )  # fmt: skip
     assert decode(body, 7) == SAMPLE
 
 
 def test_encode_pads_name_and_omits_empty_name() -> None:
     body = encode(dataclasses.replace(SAMPLE, name="abcde"))
-    assert body[-12:] == b"\x00\x09\x00\x05abcde\0\0\0"
+    assert body[-20:-8] == b"\x00\x09\x00\x05abcde\0\0\0"
     body = encode(dataclasses.replace(SAMPLE, name=""))
-    assert len(body) == 8 * 8
+    assert len(body) == 9 * 8
     assert all(tlv_type_of(t) != Tlv.NAME for t in split(body))
 
 
@@ -476,3 +477,14 @@ def test_decode_counted_never_raises(body: bytes) -> None:
     stats = DecodeStats()
     result = decode_counted(body, 1, stats, logging.getLogger("test.lsa.fuzz"))
     assert (result is None) == (stats.total == 1)
+
+
+def test_sequence_round_trips_and_opaque_id_layout() -> None:
+    from dmano.lsa import make_opaque_id, split_opaque_id
+
+    ann = dataclasses.replace(SAMPLE, sequence=123456789)
+    assert decode(encode(ann), 7).sequence == 123456789
+    assert make_opaque_id(7, 0) == 7 and make_opaque_id(7, 2) == 0x207
+    assert split_opaque_id(0xFFFF07) == (7, 0xFFFF)
+    with pytest.raises(ValueError):
+        make_opaque_id(256, 0)

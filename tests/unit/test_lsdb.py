@@ -545,3 +545,34 @@ def test_mirror_never_raises_and_reports_changes(events: list[tuple[bool, bytes]
         changed = m.apply_update(raw) if is_update else m.apply_delete(raw)
         after = (m.view.routers, m.view.networks, m.view.instances)
         assert changed == (before != after)
+
+
+def test_generations_of_one_instance_newest_sequence_wins() -> None:
+    from dmano.lsa import OPAQUE_TYPE, encode, make_opaque_id
+    from dmano.lsdb import LsdbMirror, build_opaque_lsa
+    from dmano.model import VnfAnnouncement
+
+    adv = IPv4Address("10.255.0.2")
+
+    def ann(cost: int, seq: int) -> VnfAnnouncement:
+        return VnfAnnouncement(instance_id=3, service_id=1, anycast=IPv4Address("10.254.1.1"),
+                               cost=cost, endpoint=IPv4Address("10.2.0.2"), sequence=seq)
+
+    def lsa(gen: int, a: VnfAnnouncement, **kw: int) -> bytes:
+        return build_opaque_lsa(OPAQUE_TYPE, make_opaque_id(3, gen), adv, encode(a), **kw)
+
+    m = LsdbMirror()
+    assert m.apply_update(lsa(0, ann(150, 10)))
+    assert m.view.instances == {(adv, 3): ann(150, 10)}
+    # the next generation (a new opaque ID) arrives before the old one is flushed
+    assert m.apply_update(lsa(1, ann(90, 11)))
+    assert m.view.instances == {(adv, 3): ann(90, 11)}  # one candidate, the newest
+    assert not m.apply_delete(lsa(0, ann(150, 10)))  # the old one goes: nothing changes
+    assert m.view.instances == {(adv, 3): ann(90, 11)}
+    # an older sequence under a higher generation number does not win either
+    assert not m.apply_update(lsa(2, ann(70, 9)))
+    assert m.view.instances[(adv, 3)].cost == 90
+    assert m.apply_delete(lsa(1, ann(90, 11)))
+    assert m.view.instances[(adv, 3)].cost == 70
+    assert m.apply_delete(lsa(2, ann(70, 9)))
+    assert m.view.instances == {}
