@@ -68,6 +68,7 @@ class Run:
         self.prev_packets: dict[str, tuple[int, float, int]] = {}
         self.prev_rate: dict[str, float] = {}
         self.prev_traffic = (0.0, 0, 0)  # grid time, cumulative sent, received
+        self.prev_costs: dict[str, object] = {}  # announced VNF cost per instance
         self.prev_weights: dict[tuple[str, int, str], int] = {}
         self.down: dict[str, list[str]] = {}  # failed node -> VNFs it had running
         self.flows: list[PlannedFlow] = []
@@ -329,6 +330,12 @@ class Run:
         names = {x.id: x.name for x in s.topology.services}
         for node in s.topology.nodes:
             st = net.dmano_status(node.name) or {}
+            for inst, local in st.get("local_instances", {}).items():
+                cost = local.get("cost") if local.get("up") else None
+                if cost != self.prev_costs.get(inst, "unset"):
+                    what = f"VNF cost {cost}" if cost is not None else "withdrawn"
+                    events.row(t_s=t_s, kind="note", detail=f"lsa {inst}: {what}")
+                    self.prev_costs[inst] = cost
             for svc in st.get("services", []):
                 for c in svc["candidates"]:
                     key = (node.name, svc["service_id"], c["name"])

@@ -228,3 +228,25 @@ def test_policy_reload_on_sigusr1(tmp_path: Path):
         time.sleep(1)
         assert net.processes["dmano-A"].poll() is None
         assert "policy not reloaded" in (net.run_folder / "rA" / "dmano.log").read_text()
+
+
+def test_vnf_process_gone_is_withdrawn_everywhere():
+    """Real VNF processes: SIGKILL one and its instance disappears from every table."""
+    topo = load_topology(TOPO_DIR / "paper_fig3.yaml")
+    with Network(topo, policy=shipped_policy("static"), dmano=True, vnfs=True) as net:
+        for n in topo.nodes:
+            wait_for(f"both instances at {n.name}",
+                     lambda n=n: len(table(net, n.name) or {}) == 2, 20)
+        net.stop_vnf("fw_d", signal.SIGKILL)
+        t0 = time.monotonic()
+        for n in topo.nodes:
+            wait_for(f"fw_d withdrawn at {n.name}",
+                     lambda n=n: set(table(net, n.name) or {"x"}) == {"fw_b"}, 10)
+        assert time.monotonic() - t0 < 3 * 2.0  # within a few periods
+        st = net.dmano_status("D")
+        assert "gone" in st["local_instances"]["fw_d"]["reason"]
+        # and it comes back when the VNF is started again
+        net.start_vnf("fw_d")
+        for n in topo.nodes:
+            wait_for(f"fw_d back at {n.name}", lambda n=n: len(table(net, n.name) or {}) == 2,
+                     15)
