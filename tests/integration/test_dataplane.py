@@ -14,7 +14,7 @@ import pytest
 from dmano.config import ConnectorConf
 from dmano.connector_state import DesiredState, MemberKey, TernaryRule, diff
 from dmano.p4rt_client import P4RuntimeConnector
-from tests.integration.conftest import TOPO_DIR
+from tests.integration.conftest import TOPO_DIR, wait_for
 from tests.integration.dataplane_helpers import (
     capture,
     read_capture,
@@ -29,17 +29,6 @@ from topologies.network import Network
 from topologies.spec import load_topology
 
 DST = "10.6.100.10"
-
-
-def wait_for(what, check, timeout):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not true within {timeout} s (last {last!r})")
 
 
 def programmed(net: Network, node: str, services: int) -> bool:

@@ -10,29 +10,17 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import networkx as nx
 import pytest
 
 from dmano.policy import load_policy, shipped_policy
-from tests.integration.conftest import TOPO_DIR
+from tests.integration.conftest import TOPO_DIR, wait_for
 from topologies import addressing as addr
 from topologies.loadsim import SyntheticLoad
 from topologies.network import Network
 from topologies.spec import Topology, load_topology
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float) -> object:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not true within {timeout} s (last: {last!r})")
 
 
 def table(net: Network, node: str) -> dict[str, tuple[int, int, int, int]] | None:
