@@ -144,6 +144,8 @@ class Dmano:
                 if inst.name in self.announced_cost or inst.id in self.session.desired:
                     self.announced_cost.pop(inst.name, None)
                     await self.session.withdraw(inst.id)
+                if self.mirror.forget_instance(self.cfg.router_id, inst.id):
+                    self.lsdb_changed.set()
                 continue
             cost = self.policy.vnf_cost(st.measurement)
             last = self.announced_cost.get(inst.name)

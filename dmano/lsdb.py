@@ -383,6 +383,14 @@ class LsdbMirror:
 
     # -- events
 
+    def forget_instance(self, adv_router: IPv4Address, instance_id: int) -> bool:
+        """Drop every generation of an instance we withdrew ourselves.
+
+        ospfd reports the deletion of its own flushed LSA only when it removes the MaxAge
+        copy from its LSDB (up to a minute later); the originator knows at once."""
+        self._generations.pop((adv_router, instance_id), None)
+        return self._set(self.view.instances, (adv_router, instance_id), None)
+
     def apply_update(self, raw_lsa: bytes) -> bool:
         """Install a new or refreshed LSA; True if :attr:`view` changed."""
         try:

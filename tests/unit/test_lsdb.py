@@ -576,3 +576,19 @@ def test_generations_of_one_instance_newest_sequence_wins() -> None:
     assert m.view.instances[(adv, 3)].cost == 70
     assert m.apply_delete(lsa(2, ann(70, 9)))
     assert m.view.instances == {}
+
+
+def test_forget_instance_drops_all_generations() -> None:
+    from dmano.lsa import OPAQUE_TYPE, encode, make_opaque_id
+    from dmano.lsdb import LsdbMirror, build_opaque_lsa
+    from dmano.model import VnfAnnouncement
+
+    adv = IPv4Address("10.255.0.4")
+    ann = VnfAnnouncement(instance_id=1, service_id=1, anycast=IPv4Address("10.254.1.1"),
+                          cost=10, endpoint=IPv4Address("10.4.0.2"), sequence=5)
+    m = LsdbMirror()
+    m.apply_update(build_opaque_lsa(OPAQUE_TYPE, make_opaque_id(1, 0), adv, encode(ann)))
+    m.apply_update(build_opaque_lsa(OPAQUE_TYPE, make_opaque_id(1, 1), adv, encode(ann)))
+    assert m.forget_instance(adv, 1)
+    assert m.view.instances == {}
+    assert not m.forget_instance(adv, 1)
