@@ -233,6 +233,11 @@ def run_gen(args: argparse.Namespace) -> int:
     except OSError as exc:
         log.error("%s", exc)
         return 1
+    return _finish(args, summary, format_summary)
+
+
+def _finish(args: argparse.Namespace, summary: dict, fmt: Any) -> int:
+    """Write the JSON summary (--summary) and print it unless --quiet; the exit code."""
     rc = 0
     if args.summary is not None:
         try:
@@ -241,7 +246,7 @@ def run_gen(args: argparse.Namespace) -> int:
             log.error("cannot write the summary %s: %s", args.summary, exc)
             rc = 1
     if not args.quiet:
-        print(format_summary(summary), flush=True)
+        print(fmt(summary), flush=True)
     return rc
 
 
@@ -267,17 +272,7 @@ def run_sink(args: argparse.Namespace) -> int:
         log.error("cannot listen on %s ports %s: %s", args.bind, ports, exc)
         return 1
     _install_signals(sink.request_stop)
-    summary = sink.run()
-    rc = 0
-    if args.summary is not None:
-        try:
-            write_json(args.summary, summary)
-        except OSError as exc:
-            log.error("cannot write the summary %s: %s", args.summary, exc)
-            rc = 1
-    if not args.quiet:
-        print(format_sink_summary(summary), flush=True)
-    return rc
+    return _finish(args, sink.run(), format_sink_summary)
 
 
 def run_report(args: argparse.Namespace) -> int:

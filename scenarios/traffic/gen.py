@@ -34,7 +34,6 @@ the connector's flow-cache entry) of a flow that just ended.
 from __future__ import annotations
 
 import contextlib
-import csv
 import ctypes
 import errno
 import heapq
@@ -51,7 +50,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from scenarios.traffic.plan import FlowPlan, FlowSpec
-from scenarios.traffic.stats import LogHistogram
+from scenarios.traffic.stats import LogHistogram, open_timeseries
 from scenarios.traffic.wire import HEADER, MAGIC
 
 log = logging.getLogger(__name__)
@@ -494,18 +493,7 @@ class Generator:
 
     # ------------------------------------------------------------------ results
     def _open_timeseries(self) -> None:
-        self._ts_own = False
-        if self._ts_arg is None:
-            return
-        if hasattr(self._ts_arg, "write"):
-            self._ts_file = self._ts_arg  # type: ignore[assignment]
-        else:
-            path = Path(self._ts_arg)  # type: ignore[arg-type]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._ts_file = open(path, "w", newline="", buffering=1)  # noqa: SIM115
-            self._ts_own = True
-        self._ts = csv.writer(self._ts_file)
-        self._ts.writerow(TIMESERIES_FIELDS)
+        self._ts_file, self._ts, self._ts_own = open_timeseries(self._ts_arg, TIMESERIES_FIELDS)
 
     def _tick(self, now_ns: int, grid_ns: int | None) -> None:
         """Close one time-series interval (``grid_ns``: its end on the interval grid;

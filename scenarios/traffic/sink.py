@@ -19,7 +19,6 @@ Datagrams shorter than the probe header or with another magic are counted as mal
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import os
 import selectors
@@ -30,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from scenarios.traffic.stats import LogHistogram
+from scenarios.traffic.stats import LogHistogram, open_timeseries
 from scenarios.traffic.wire import HEADER, HEADER_SIZE, MAGIC
 
 log = logging.getLogger(__name__)
@@ -310,17 +309,8 @@ class Sink:
 
     # ------------------------------------------------------------------ results
     def _open_timeseries(self) -> None:
-        if self._ts_arg is None:
-            return
-        if hasattr(self._ts_arg, "write"):
-            self._ts_file = self._ts_arg  # type: ignore[assignment]
-        else:
-            path = Path(self._ts_arg)  # type: ignore[arg-type]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._ts_file = open(path, "w", newline="", buffering=1)  # noqa: SIM115
-            self._own_ts = True
-        self._ts_writer = csv.writer(self._ts_file)
-        self._ts_writer.writerow(TIMESERIES_FIELDS)
+        self._ts_file, self._ts_writer, self._own_ts = open_timeseries(self._ts_arg,
+                                                                       TIMESERIES_FIELDS)
 
     def socket_drops(self) -> int | None:
         d = _udp_socket_drops(self._inodes) if all(s.fileno() >= 0 for s in self.socks) \

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import math
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
 
 SUB_BITS = 7  # 128 sub-buckets per power of two: relative error < 1/64 (1.6 %)
 _LINEAR = 1 << SUB_BITS
@@ -91,3 +94,21 @@ class LogHistogram:
         return {"count": self.count, "min": us(self.min), "avg": us(self.mean),
                 "p50": us(self.percentile(50)), "p90": us(self.percentile(90)),
                 "p99": us(self.percentile(99)), "max": us(self.max)}
+
+
+def open_timeseries(target: Any, fields: Sequence[str]) -> tuple[IO[str] | None, Any, bool]:
+    """Open a time-series CSV: ``target`` is a path, an open text file or None.
+
+    Returns (file, csv writer with the header written, whether we opened the file and
+    so must close it); (None, None, False) for no target."""
+    if target is None:
+        return None, None, False
+    if hasattr(target, "write"):
+        fh, own = target, False
+    else:
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh, own = open(path, "w", newline="", buffering=1), True  # noqa: SIM115
+    writer = csv.writer(fh)
+    writer.writerow(fields)
+    return fh, writer, own
