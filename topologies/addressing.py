@@ -85,7 +85,10 @@ def mac(node_index: int, kind: int, sub: int = 0, side: int = 1) -> str:
     """Deterministic locally administered MACs: 02:dc:<node>:<kind>:<sub>:<side>.
 
     kind 0: router<->connector link (side 1 router ``conn``, side 2 connector ``rtr``);
-    kind 1: VNF link ``sub`` = instance id (side 1 VNF ``eth0``, side 2 connector port).
+    kind 1: VNF link ``sub`` = instance id (side 1 VNF ``eth0``, side 2 connector port);
+    kind 2: host links: ``sub`` 0 is the router's ``hosts`` interface (side 1) and the
+    connector's ``rtrh`` (side 2); ``sub`` k >= 1 is the node's k-th host (side 1 its
+    ``eth0``, side 2 the connector's ``h-<host>``).
     """
     return f"02:dc:{node_index:02x}:{kind:02x}:{sub:02x}:{side:02x}"
 
@@ -96,3 +99,18 @@ HOST_PORT_BASE = 64
 
 def vnf_port(instance_id: int) -> int:
     return VNF_PORT_BASE + instance_id - 1
+
+
+def node_hosts(topo: Topology, node: str) -> list[HostSpec]:
+    """The hosts of a node, in file order (their connector ports count up from 64)."""
+    return [h for h in topo.hosts if h.node == node]
+
+
+def host_port(topo: Topology, host: HostSpec) -> int:
+    """P4 port of a host's link on its connector (PIPELINE.md "Ports")."""
+    return HOST_PORT_BASE + node_hosts(topo, host.node).index(host)
+
+
+def host_mac(topo: Topology, host: HostSpec, side: int = 1) -> str:
+    idx = topo.node(host.node).index
+    return mac(idx, 2, node_hosts(topo, host.node).index(host) + 1, side)

@@ -36,6 +36,7 @@ from mininet.link import Link
 from mininet.net import Mininet
 from mininet.node import Node
 
+from connector_p4 import bmv2_build, bmv2_target
 from dmano.policy import shipped_policy
 from topologies import addressing as addr
 from topologies import frr
@@ -130,6 +131,7 @@ class Network:
         self.net: Any = None
         self.routers: dict[str, RouterHandle] = {}
         self.nodes: dict[str, Any] = {}
+        self.bmv2 = topo.connector == "bmv2"
 
     # -- life cycle --------------------------------------------------------------------
     def __enter__(self) -> Network:
@@ -248,8 +250,17 @@ class Network:
             c.run(f"ip link set rtr mtu {mtu} up && ip addr add "
                   f"{addr.nsh_endpoint(n.index)} dev rtr && "
                   f"ip route add default via {addr.router_connector_addr(n.index).ip}")
-            c.run("ip link add hbr type bridge && ip link set hbr up && "
-                  "ip link set rtrh master hbr up")
+            r.run(f"ip link set {frr.HOSTS_IFACE} address {addr.mac(n.index, 2, 0, 1)}")
+            c.run(f"ip link set rtrh address {addr.mac(n.index, 2, 0, 2)}")
+            if self.bmv2:
+                # BMv2 owns the ports: its l2_forward table does the bridge's job
+                c.run("ip link set rtrh up")
+                for dev in ("rtr", "rtrh"):
+                    c.run(offloads_off(dev))
+                c.run(f"nft -f {self._connector_filter()}")
+            else:
+                c.run("ip link add hbr type bridge && ip link set hbr up && "
+                      "ip link set rtrh master hbr up")
         for lk in topo.links:
             la = addr.link_addressing(lk)
             for node, peer, ip in ((lk.a, lk.b, la.a_addr), (lk.b, lk.a, la.b_addr)):
@@ -271,7 +282,11 @@ class Network:
         hosts = addr.host_addresses(topo)
         for h in topo.hosts:
             idx = topo.node(h.node).index
-            nodes[f"c{h.node}"].run(f"ip link set h-{h.name} master hbr up")
+            nodes[f"c{h.node}"].run(f"ip link set h-{h.name} address "
+                                    f"{addr.host_mac(topo, h, 2)}")
+            nodes[h.name].run(f"ip link set eth0 address {addr.host_mac(topo, h, 1)}")
+            master = "" if self.bmv2 else " master hbr"
+            nodes[f"c{h.node}"].run(f"ip link set h-{h.name}{master} up")
             nodes[f"c{h.node}"].run(offloads_off(f"h-{h.name}"))
             nodes[h.name].run(offloads_off("eth0"))
             nodes[h.name].run(f"ip link set eth0 up && ip addr add {hosts[h.name]} dev eth0 "
@@ -286,6 +301,19 @@ class Network:
                 "table inet dsfc {\n  chain input {\n"
                 "    type filter hook input priority 0; policy accept;\n"
                 f'    iifname != "lo" tcp dport {{ {ports} }} counter drop\n'
+                "  }\n}\n")
+        return path
+
+    def _connector_filter(self) -> Path:
+        """BMv2 connectors: the switch's Thrift port only from loopback, and no kernel
+        answer (ICMP port unreachable) to the VXLAN-GPE packets that BMv2 handles."""
+        path = self.run_folder / "connector-input.nft"
+        if not path.exists():
+            path.write_text(
+                "table inet dsfc {\n  chain input {\n"
+                "    type filter hook input priority 0; policy accept;\n"
+                f'    iifname != "lo" tcp dport {bmv2_target.THRIFT_PORT} counter drop\n'
+                "    udp dport 4790 counter drop\n"
                 "  }\n}\n")
         return path
 
@@ -395,15 +423,16 @@ class Network:
         for inst in self.topo.instances:
             if inst.node == node:
                 ports[addr.vnf_port(inst.id)] = f"v-{inst.name}"
-        for k, h in enumerate(h for h in self.topo.hosts if h.node == node):
-            ports[addr.HOST_PORT_BASE + k] = f"h-{h.name}"
+        for h in addr.node_hosts(self.topo, node):
+            ports[addr.host_port(self.topo, h)] = f"h-{h.name}"
         return ports
 
     def start_connector(self, node: str) -> None:
-        """The connector of a node: eBPF pipeline + its P4Runtime server, in c<node>."""
-        if self.topo.connector != "ebpf":
-            raise BuildError(f"connector {self.topo.connector!r} is not supported yet "
-                             "(only ebpf)")
+        """The connector of a node in c<node>: the eBPF pipeline behind our P4Runtime
+        server, or BMv2 (``connector: bmv2``)."""
+        if self.bmv2:
+            self._start_bmv2_connector(node)
+            return
         from connector_p4.ebpf_build import build
 
         assert self.registry is not None
@@ -426,6 +455,41 @@ class Network:
                 raise BuildError(f"connector of {node} did not start; its log "
                                  f"({logfile}):\n{_tail(logfile)}")
             time.sleep(0.05)
+
+    def _start_bmv2_connector(self, node: str) -> None:
+        """simple_switch_grpc with connector.p4, configured like the eBPF server starts."""
+        try:
+            tools = bmv2_build.find_tools()
+            art = bmv2_build.build()
+        except (bmv2_build.Bmv2UnavailableError, bmv2_build.CompileError) as exc:
+            raise BuildError(f"connector: bmv2 in {self.topo.path}: {exc}") from exc
+        idx = self.topo.node(node).index
+        sock = self.p4rt_socket(node)
+        sock.parent.mkdir(parents=True, exist_ok=True)
+        name, logfile = f"connector-{node}", sock.parent / "bmv2.log"
+        args = bmv2_target.switch_command(tools.switch, self.connector_ports(node),
+                                          f"unix:{sock}")
+        self.start_process(name, f"c{node}", args, logfile)
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                raise BuildError(f"BMv2 connector of {node} did not start; its log "
+                                 f"({logfile}):\n{_tail(logfile)}")
+            time.sleep(0.05)
+        conn = bmv2_target.Bmv2Connector(
+            ports=self.connector_ports(node), local_ip=addr.nsh_endpoint(idx).ip,
+            router_mac=addr.mac(idx, 0, 0, 1), local_mac=addr.mac(idx, 0, 0, 2),
+            hostbridge_mac=addr.mac(idx, 2, 0, 1),
+            host_macs={addr.host_port(self.topo, h): addr.host_mac(self.topo, h, 1)
+                       for h in addr.node_hosts(self.topo, node)})
+        cli = ["nsenter", f"--net=/run/netns/{self.nodes[f'c{node}'].netns}"]
+        try:
+            bmv2_target.push_pipeline(f"unix:{sock}", art, conn)
+            bmv2_target.wait_thrift(cli)
+            bmv2_target.set_crc32c(cli, art.json)
+        except bmv2_target.Bmv2SetupError as exc:
+            raise BuildError(f"BMv2 connector of {node}: {exc}; its log ({logfile}):\n"
+                             f"{_tail(logfile)}") from exc
 
     def dmano_config(self, node: str) -> Path:
         return self.run_folder / f"r{node}" / "dmano.yaml"
