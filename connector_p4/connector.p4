@@ -274,32 +274,39 @@ control ConnectorVerifyChecksum(inout headers_t hdr, inout metadata_t meta) {
 
 /* ---------------------------------------------------------------- ingress */
 
-control Ingress(inout headers_t hdr,
+control ConnectorIngress(inout headers_t hdr,
                 inout metadata_t meta,
                 inout standard_metadata_t standard_metadata) {
 
     /* Counters (indirect, packets and bytes). */
-    @id(0x12000001) counter(32w1024, CounterType.packets_and_bytes) member_pkts;
-    @id(0x12000002) counter(32w16, CounterType.packets_and_bytes) drops;
-    @id(0x12000003) counter(32w1, CounterType.packets_and_bytes) classified;
+    @id(0x12000001) @name(".Ingress.member_pkts")
+    counter(32w1024, CounterType.packets_and_bytes) member_pkts;
+    @id(0x12000002) @name(".Ingress.drops")
+    counter(32w16, CounterType.packets_and_bytes) drops;
+    @id(0x12000003) @name(".Ingress.classified")
+    counter(32w1, CounterType.packets_and_bytes) classified;
     /* Same control-plane name as the action end_of_chain (a different P4Info type). */
-    @id(0x12000004) @name("end_of_chain")
+    @id(0x12000004) @name(".Ingress.end_of_chain")
     counter(32w1, CounterType.packets_and_bytes) end_of_chain_pkts;
 
     /* Flow cache: (ctx1, service_id, from_remote) -> forwarding decision (see the header
      * comment). The key register holds ctx1 ++ service_id ++ from_remote. */
-    @id(0x16000001) register<bit<41>>(FLOW_CACHE_SLOTS) flow_cache_key;
-    @id(0x16000002) register<bit<96>>(FLOW_CACHE_SLOTS) flow_cache_val;
-    @id(0x16000003) register<bit<48>>(FLOW_CACHE_SLOTS) flow_cache_seen;
-    @id(0x16000004) register<bit<48>>(FLOW_CACHE_SLOTS) flow_cache_born;
+    @id(0x16000001) @name(".Ingress.flow_cache_key")
+    register<bit<41>>(FLOW_CACHE_SLOTS) flow_cache_key;
+    @id(0x16000002) @name(".Ingress.flow_cache_val")
+    register<bit<96>>(FLOW_CACHE_SLOTS) flow_cache_val;
+    @id(0x16000003) @name(".Ingress.flow_cache_seen")
+    register<bit<48>>(FLOW_CACHE_SLOTS) flow_cache_seen;
+    @id(0x16000004) @name(".Ingress.flow_cache_born")
+    register<bit<48>>(FLOW_CACHE_SLOTS) flow_cache_born;
 
     /* WCMP: members are to_local_vnf / to_remote, one group per (service, from_remote). */
-    @id(0x11000001) @max_group_size(64)
+    @id(0x11000001) @name(".Ingress.instance_selector") @max_group_size(64)
     action_selector(HashAlgorithm.identity, 32w1024, 32w32) instance_selector;
 
     /* ------------------------------------------------------------ actions */
 
-    @id(0x01000001)
+    @id(0x01000001) @name(".Ingress.set_chain")
     action set_chain(bit<24> spi) {
         /* ctx1 = crc32c over src . dst . proto . sport . dport (13 bytes). */
         hash(meta.flow_hash, HashAlgorithm.crc32_custom, 32w0,
@@ -332,57 +339,57 @@ control Ingress(inout headers_t hdr,
         classified.count(32w0);
     }
 
-    @id(0x01000002)
+    @id(0x01000002) @name(".Ingress.to_service")
     action to_service(bit<8> service_id) {
         meta.service_id = service_id;
         meta.to_service = 1;
     }
 
-    @id(0x01000003)
+    @id(0x01000003) @name(".Ingress.end_of_chain")
     action end_of_chain() {
         meta.fwd = FWD_EOC;
     }
 
     /* Explicit drop; a miss in sff_next re-labels the reason as unknown_path. */
-    @id(0x01000004)
+    @id(0x01000004) @name(".Ingress.drop_packet")
     action drop_packet() {
         meta.drop = 1;
         meta.drop_reason = DROP_POLICY;
     }
 
-    @id(0x01000005)
+    @id(0x01000005) @name(".Ingress.to_local_vnf")
     action to_local_vnf(bit<9> port, bit<48> dmac) {
         meta.fwd = FWD_LOCAL;
         meta.out_port = port;
         meta.dmac = dmac;
     }
 
-    @id(0x01000006)
+    @id(0x01000006) @name(".Ingress.to_remote")
     action to_remote(bit<32> endpoint) {
         meta.fwd = FWD_REMOTE;
         meta.endpoint = endpoint;
     }
 
-    @id(0x01000007)
+    @id(0x01000007) @name(".Ingress.set_config")
     action set_config(bit<32> local_ip, bit<48> router_mac, bit<48> local_mac) {
         meta.local_ip = local_ip;
         meta.router_mac = router_mac;
         meta.local_mac = local_mac;
     }
 
-    @id(0x01000008)
+    @id(0x01000008) @name(".Ingress.l2_out")
     action l2_out(bit<9> port) {
         standard_metadata.egress_spec = port;
     }
 
-    @id(0x01000009)
+    @id(0x01000009) @name(".Ingress.l2_multicast")
     action l2_multicast(bit<16> group) {
         standard_metadata.mcast_grp = group;
     }
 
     /* ------------------------------------------------------------ tables */
 
-    @id(0x02000001)
+    @id(0x02000001) @name(".Ingress.classifier")
     table classifier {
         key = {
             hdr.ipv4.srcAddr  : ternary;
@@ -399,7 +406,7 @@ control Ingress(inout headers_t hdr,
         size = 64;
     }
 
-    @id(0x02000002)
+    @id(0x02000002) @name(".Ingress.sff_next")
     table sff_next {
         key = {
             meta.spi : exact;
@@ -414,7 +421,7 @@ control Ingress(inout headers_t hdr,
         size = 4096;
     }
 
-    @id(0x02000003)
+    @id(0x02000003) @name(".Ingress.instance_select")
     table instance_select {
         key = {
             meta.service_id  : exact;
@@ -431,7 +438,7 @@ control Ingress(inout headers_t hdr,
         size = 512;   /* 256 services x from_remote 0/1 */
     }
 
-    @id(0x02000004)
+    @id(0x02000004) @name(".Ingress.sff_config")
     table sff_config {
         actions = {
             set_config;
@@ -440,7 +447,7 @@ control Ingress(inout headers_t hdr,
     }
 
     /* BMv2 only: what the kernel bridge does on the eBPF target. */
-    @id(0x02000005)
+    @id(0x02000005) @name(".Ingress.l2_forward")
     table l2_forward {
         key = {
             standard_metadata.ingress_port : ternary;
@@ -661,7 +668,7 @@ control Ingress(inout headers_t hdr,
 
 /* ---------------------------------------------------------------- egress */
 
-control Egress(inout headers_t hdr,
+control ConnectorEgress(inout headers_t hdr,
                inout metadata_t meta,
                inout standard_metadata_t standard_metadata) {
     apply {
@@ -703,7 +710,7 @@ control ConnectorDeparser(packet_out packet, in headers_t hdr) {
 
 V1Switch(ConnectorParser(),
          ConnectorVerifyChecksum(),
-         Ingress(),
-         Egress(),
+         ConnectorIngress(),
+         ConnectorEgress(),
          ConnectorComputeChecksum(),
          ConnectorDeparser()) main;

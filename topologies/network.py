@@ -131,7 +131,7 @@ class Network:
         self.net: Any = None
         self.routers: dict[str, RouterHandle] = {}
         self.nodes: dict[str, Any] = {}
-        self.bmv2 = topo.connector == "bmv2"
+        self.bmv2 = connectors and topo.connector == "bmv2"
 
     # -- life cycle --------------------------------------------------------------------
     def __enter__(self) -> Network:
@@ -148,6 +148,11 @@ class Network:
 
     def start(self, converge_timeout: float | None = None) -> None:
         check_host()
+        if self.with_connectors and self.bmv2:
+            try:  # before any namespace exists
+                bmv2_build.build()
+            except (bmv2_build.Bmv2UnavailableError, bmv2_build.CompileError) as exc:
+                raise BuildError(f"connector: bmv2 in {self.topo.path}: {exc}") from exc
         self.registry = new_run(str(self.topo.path))
         log.info("run %s: folder %s", self.registry.run_id, self.registry.folder)
         try:

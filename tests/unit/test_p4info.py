@@ -292,6 +292,13 @@ def _consts(src: str) -> dict[str, int]:
             re.findall(r"const\s+bit<\d+>\s+(\w+)\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*;", src)}
 
 
+def NAME(local: str) -> str:  # noqa: N802 (reads like the P4 annotation it matches)
+    """The absolute control-plane name every P4Runtime object carries in connector.p4:
+    the controls cannot be called Ingress/Egress (v1model.p4 declares those type names),
+    and the P4Runtime names stay ``Ingress.<object>``."""
+    return rf'@name\("\.Ingress\.{local}"\)\s*'
+
+
 def test_p4_source_matches_p4info(p4info, p4src):
     widths = _widths(p4src)
     consts = _consts(p4src)
@@ -304,7 +311,8 @@ def test_p4_source_matches_p4info(p4info, p4src):
         if a.preamble.id == NOACTION_ID:
             continue
         local = a.preamble.name.removeprefix("Ingress.")
-        m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*action\s+{local}\s*\(([^)]*)\)", p4src)
+        m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*{NAME(local)}action\s+{local}\s*"
+                      rf"\(([^)]*)\)", p4src)
         assert m, f"action {local} not declared with an @id in connector.p4"
         assert int(m.group(1), 16) == a.preamble.id
         params = [(n, int(w)) for w, n in re.findall(r"bit<(\d+)>\s+(\w+)", m.group(2))]
@@ -312,7 +320,7 @@ def test_p4_source_matches_p4info(p4info, p4src):
 
     for t in p4info.tables:
         local = t.preamble.name.removeprefix("Ingress.")
-        m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*table\s+{local}\s*\{{", p4src)
+        m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*{NAME(local)}table\s+{local}\s*\{{", p4src)
         assert m, f"table {local} not declared with an @id in connector.p4"
         assert int(m.group(1), 16) == t.preamble.id
         body = _block(p4src, m.start())
@@ -345,9 +353,9 @@ def test_p4_source_matches_p4info(p4info, p4src):
 
     for c in p4info.counters:
         local = c.preamble.name.removeprefix("Ingress.")
-        pat = (r"@id\((0x[0-9a-fA-F]+)\)\s*(?:@name\(\"(\w+)\"\)\s*)?counter\(32w(\d+),\s*"
+        pat = (r"@id\((0x[0-9a-fA-F]+)\)\s*@name\(\"\.Ingress\.(\w+)\"\)\s*counter\(32w(\d+),\s*"
                r"CounterType\.(\w+)\)\s*(\w+)\s*;")
-        found = [m for m in re.finditer(pat, p4src) if (m.group(2) or m.group(5)) == local]
+        found = [m for m in re.finditer(pat, p4src) if m.group(2) == local]
         assert len(found) == 1, f"counter {local} not declared once in connector.p4"
         m = found[0]
         assert int(m.group(1), 16) == c.preamble.id
@@ -356,8 +364,8 @@ def test_p4_source_matches_p4info(p4info, p4src):
 
     for r in p4info.registers:
         local = r.preamble.name.removeprefix("Ingress.")
-        m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*register<bit<(\d+)>>\((\w+)\)\s*{local}\s*;",
-                      p4src)
+        m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*{NAME(local)}register<bit<(\d+)>>"
+                      rf"\((\w+)\)\s*{local}\s*;", p4src)
         assert m, f"register {local} not declared with an @id in connector.p4"
         assert int(m.group(1), 16) == r.preamble.id
         assert int(m.group(2)) == r.type_spec.bitstring.bit.bitwidth
@@ -366,7 +374,7 @@ def test_p4_source_matches_p4info(p4info, p4src):
 
     for p in p4info.action_profiles:
         local = p.preamble.name.removeprefix("Ingress.")
-        m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*@max_group_size\((\d+)\)\s*"
+        m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*{NAME(local)}@max_group_size\((\d+)\)\s*"
                       rf"action_selector\(HashAlgorithm\.(\w+),\s*32w(\d+),\s*32w(\d+)\)\s*"
                       rf"{local}\s*;", p4src)
         assert m, f"action selector {local} not declared in connector.p4"
