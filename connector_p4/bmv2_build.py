@@ -67,6 +67,13 @@ def find_tools() -> Tools:
     return Tools(compiler, switch, cli)
 
 
+def find_compiler() -> str:
+    compiler = shutil.which("p4c-bm2-ss") or shutil.which("p4c")
+    if compiler is None:
+        raise Bmv2UnavailableError(f"not on PATH: p4c; {HOW_TO_GET}")
+    return compiler
+
+
 def missing_reason() -> str | None:
     """Why the BMv2 connector cannot run here, or None when it can."""
     try:
@@ -97,7 +104,7 @@ def build_key(compiler: str, src: Path = SOURCE) -> str:
 
 def build(force: bool = False, src: Path = SOURCE, out_root: Path = BUILD_DIR) -> Artifacts:
     """Return the BMv2 JSON and P4Info of ``src``, compiling first if needed."""
-    compiler = find_tools().compiler
+    compiler = find_compiler()
     out = out_root / build_key(compiler, src)
     art = Artifacts(out / "connector.json", out / "connector.p4info.txtpb")
     if not force and art.json.exists() and art.p4info.exists():
