@@ -28,7 +28,9 @@ import statistics
 import subprocess
 import sys
 import time
+from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new_run
 
@@ -107,6 +109,69 @@ def measure(gen: str, dev: str, conf: Path, count_ns: str, count_if: str) -> flo
     return statistics.median(rates)
 
 
+def wait_socket(sock: Path, proc: subprocess.Popen, logfile: Path,
+                timeout: float = 30) -> None:
+    """Wait for a P4Runtime server's unix socket; fail with its log if it dies first."""
+    deadline = time.monotonic() + timeout
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{sock} did not appear; {logfile}:\n{logfile.read_text()}")
+        time.sleep(0.05)
+
+
+def program_connector(sock: Path, sink_mac: str, out_mac: str) -> tuple[Any, Any]:
+    """The tables of the connector measurement: classify UDP, one service on a remote
+    endpoint (the ingress path of every chained packet). Returns the writer and the
+    state it wrote."""
+    from dmano.config import ConnectorConf
+    from dmano.connector_state import DesiredState, MemberKey, TernaryRule, diff
+    from dmano.p4rt_client import P4RuntimeConnector
+
+    writer = P4RuntimeConnector(ConnectorConf(kind="p4runtime", address=f"unix:{sock}"))
+    member = MemberKey("remote", endpoint="10.10.2.2")
+    want = DesiredState(
+        config=("10.10.2.1", sink_mac, out_mac),
+        classifier={TernaryRule(100, (0, 0), (0, 0), (17, 0xFF), (0, 0), (0, 0), 1)},
+        sff={(1, 255): ("to_service", 1), (1, 254): ("end_of_chain", 0)},
+        groups={1: {member: 1}}, selects={(1, 0): 1, (1, 1): 1})
+    writer.write(diff(writer.read_state(), want))
+    return writer, want
+
+
+def bmv2_connector(reg: Registry, procs: list[subprocess.Popen]) -> tuple[float | None, str]:
+    """The same measurement on BMv2 simple_switch_grpc, where it is installed."""
+    from connector_p4 import bmv2_build, bmv2_target
+
+    reason = bmv2_build.missing_reason()
+    if reason:
+        return None, "skipped: " + reason.split(";")[0]
+    art = bmv2_build.build()
+    gen, dut, sink = ns(reg, "bgen"), ns(reg, "bdut"), ns(reg, "bsink")
+    veth(gen, "eth0", dut, "in")
+    veth(dut, "out", sink, "eth0")
+    conf = reg.folder / "bmv2-udp.trafgen"
+    trafgen_conf(conf, mac(dut, "in"), mac(gen, "eth0"))
+    sock = reg.folder / "bmv2.sock"
+    ports = {1: "out", 64: "in"}
+    with open(reg.folder / "bmv2.log", "wb") as log:
+        switch = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{dut}", *bmv2_target.switch_command(
+                bmv2_build.find_tools().switch, ports, f"unix:{sock}")],
+            stdout=log, stderr=subprocess.STDOUT)
+    procs.append(switch)
+    reg.add_process(switch.pid, "bmv2")
+    wait_socket(sock, switch, reg.folder / "bmv2.log")
+    conn = bmv2_target.Bmv2Connector(ports, IPv4Address("10.10.2.1"), mac(sink, "eth0"),
+                                     mac(dut, "out"), hostbridge_mac="02:00:00:00:00:01")
+    bmv2_target.push_pipeline(f"unix:{sock}", art, conn)
+    cli = ["nsenter", f"--net=/run/netns/{dut}"]
+    bmv2_target.wait_thrift(cli)
+    bmv2_target.set_crc32c(cli, art.json)
+    program_connector(sock, mac(sink, "eth0"), mac(dut, "out"))[0].close()
+    rate = measure(gen, "eth0", conf, sink, "eth0")
+    return rate, "simple_switch_grpc as built here, logging macros off"
+
+
 def main() -> None:
     from connector_p4.ebpf_build import build
 
@@ -143,24 +208,12 @@ def main() -> None:
             stdout=log, stderr=subprocess.STDOUT)
         procs.append(server)
         reg.add_process(server.pid, "p4rt-server")
-        deadline = time.monotonic() + 20
-        while not sock.exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((folder / "p4rt.log").read_text())
-            time.sleep(0.05)
-        from dmano.config import ConnectorConf
-        from dmano.connector_state import DesiredState, MemberKey, TernaryRule, diff
-        from dmano.p4rt_client import P4RuntimeConnector
+        wait_socket(sock, server, folder / "p4rt.log")
+        from dmano.connector_state import MemberKey, diff
 
-        writer = P4RuntimeConnector(ConnectorConf(kind="p4runtime", address=f"unix:{sock}"))
+        writer, want = program_connector(sock, mac(sink, "eth0"), mac(dut, "out"))
         member = MemberKey("remote", endpoint="10.10.2.2")
         other = MemberKey("remote", endpoint="10.10.2.3")
-        want = DesiredState(
-            config=("10.10.2.1", mac(sink, "eth0"), mac(dut, "out")),
-            classifier={TernaryRule(100, (0, 0), (0, 0), (17, 0xFF), (0, 0), (0, 0), 1)},
-            sff={(1, 255): ("to_service", 1), (1, 254): ("end_of_chain", 0)},
-            groups={1: {member: 1}}, selects={(1, 0): 1, (1, 1): 1})
-        writer.write(diff(writer.read_state(), want))
         connector = measure(gen, "eth0", conf, sink, "eth0")
 
         # P4Runtime write latency: group weight changes
@@ -197,6 +250,7 @@ def main() -> None:
         reg.add_process(vproc.pid, "vnf")
         time.sleep(1.0)
         vnf_rate = measure(gen, "v", vconf, gen, "v")
+        bmv2_rate, bmv2_note = bmv2_connector(reg, procs)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -214,6 +268,11 @@ def main() -> None:
     print(f"{'connector eBPF: classify+NSH+GPE encap':<44} {connector / 1e3:>8.0f}")
     print(f"{'ratio connector / kernel (goal >= 0.8)':<44} {connector / kernel:>8.2f}")
     print(f"{'VNF process on a veth (NSH in, SI-1, out)':<44} {vnf_rate / 1e3:>8.0f}")
+    if bmv2_rate is None:
+        print(f"{'connector BMv2 (same path)':<44} {'-':>8}  ({bmv2_note})")
+    else:
+        print(f"{'connector BMv2 (same path, same tables)':<44} {bmv2_rate / 1e3:>8.0f}  "
+              f"({bmv2_note})")
     lat_ms = sorted(1000 * x for x in lat)
     print(f"P4Runtime group modify (D-MANO writer -> server -> BPF maps): "
           f"p50 {statistics.median(lat_ms):.2f} ms, p99 {lat_ms[int(0.99 * len(lat_ms))]:.2f} ms"

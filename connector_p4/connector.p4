@@ -22,9 +22,12 @@
  * flow is never bounced back and forth between connectors (PIPELINE.md, table 3).
  *
  * Differences from the eBPF target that this program cannot avoid (see PIPELINE.md):
- *  - Flow cache: approximated with four register arrays of FLOW_CACHE_SLOTS slots indexed
- *    by crc16(ctx1, service_id, from_remote); a colliding flow overwrites the slot. An
- *    entry is used while it is idle for less than FLOW_CACHE_IDLE_US and younger than
+ *  - Flow cache: approximated with four register arrays of FLOW_CACHE_SLOTS slots; the
+ *    slot of (ctx1, service_id, from_remote) is ctx1[15:0] xor (service_id ++ from_remote
+ *    ++ 7w0), so one flow's services never share a slot and flows that differ only in
+ *    their ports (CRC-32C is linear: crc16 of ctx1 folds such flows onto a few hundred
+ *    slots) spread without collisions; two flows that do collide overwrite each other.
+ *    An entry is used while it is idle for less than FLOW_CACHE_IDLE_US and younger than
  *    FLOW_CACHE_MAX_AGE_US and only while (service_id, from_remote) still has a group
  *    (instance_select hits). The data plane
  *    cannot see member ids, so a removed member keeps its cached flows until they expire
@@ -91,7 +94,7 @@ const bit<2> FWD_REMOTE = 2;
 const bit<2> FWD_EOC    = 3;
 
 /* Flow cache (registers). Timestamps are BMv2 microseconds. */
-const bit<32> FLOW_CACHE_SLOTS      = 4096;
+const bit<32> FLOW_CACHE_SLOTS      = 65536;   /* = 2^16: indexed by ctx1[15:0] */
 const bit<48> FLOW_CACHE_IDLE_US    = 30000000;   /* cache_timeout_s = 30 (PIPELINE.md) */
 const bit<48> FLOW_CACHE_MAX_AGE_US = 120000000;
 
@@ -564,10 +567,8 @@ control ConnectorIngress(inout headers_t hdr,
                     meta.drop_reason = DROP_NO_INSTANCE;
                 } else {
                     /* Flow cache: keep an existing flow on its instance. */
-                    bit<32> slot;
-                    hash(slot, HashAlgorithm.crc16, 32w0,
-                         { meta.flow_hash, meta.service_id, meta.from_remote },
-                         FLOW_CACHE_SLOTS);
+                    bit<32> slot = (bit<32>)(meta.flow_hash[15:0] ^
+                                             (meta.service_id ++ meta.from_remote ++ 7w0));
                     bit<41> key_now = meta.flow_hash ++ meta.service_id ++ meta.from_remote;
                     bit<41> key_old;
                     bit<96> val_old;
