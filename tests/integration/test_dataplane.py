@@ -18,6 +18,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from connector_p4 import bmv2_build, bmv2_target
+from connector_p4.flowhash import flow_hash
 from dmano.config import ConnectorConf
 from dmano.connector_state import DesiredState, MemberKey, TernaryRule, diff
 from dmano.p4rt_client import P4RuntimeConnector
@@ -97,8 +98,9 @@ def test_wire_format_decodes_in_tshark(fig1):
     link = capture(net, "rN1", "to-N2", "udp port 4790",
                    ["vxlan.next_proto", "nsh.spi", "nsh.si", "nsh.ttl", "nsh.mdtype"], 5, 15)
     # the IDS port on N2's connector: SI 255 to the VNF, 254 back from it
-    vnf = capture(net, "cN2", "v-ids1", "ether proto 0x894f", ["eth.src", "nsh.spi", "nsh.si"],
-                  10, 15)
+    vnf = capture(net, "cN2", "v-ids1", "ether proto 0x894f",
+                  ["eth.src", "nsh.spi", "nsh.si", "nsh.contextheader", "ip.src", "ip.dst",
+                   "udp.srcport", "udp.dstport"], 10, 15)
     wait_capture_ready(link)
     wait_capture_ready(vnf)
     send_flows(net, "src", DST, flows=5, packets=2, gap_s=0.01)
@@ -113,6 +115,11 @@ def test_wire_format_decodes_in_tshark(fig1):
     assert to_vnf and from_vnf
     assert {(r[1], r[2]) for r in to_vnf} == {("10", "255")}
     assert {(r[1], r[2]) for r in from_vnf} == {("10", "254")}
+    # ctx1 (first context word) is the CRC-32C flow hash of the inner 5-tuple
+    # (PIPELINE.md "Flow hash"; on BMv2 only once the launcher set crc32_custom)
+    for _, _, _, ctx, src, dst, sport, dport in rows:
+        ctx1 = int(ctx.replace(":", "")[:8], 16)
+        assert ctx1 == flow_hash(src, dst, 17, int(sport), int(dport)), (ctx, src, sport)
 
 
 def test_firewall_rule_drops_matching_flow(fig1):
