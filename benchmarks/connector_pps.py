@@ -37,6 +37,7 @@ from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new
 WINDOW_S = 3.0
 WARMUP_S = 1.0
 REPEAT = 3
+BMV2_OFFERED_PPS = 20000  # a paced load BMv2 can take, next to the flood
 
 
 def sh(*args: str, check: bool = True) -> str:
@@ -85,13 +86,16 @@ def trafgen_conf(path: Path, dst_mac: str, src_mac: str, payload: bytes | None =
     path.write_text("{ " + body + " }\n")
 
 
-def measure(gen: str, dev: str, conf: Path, count_ns: str, count_if: str) -> float:
-    """Packets/s counted at count_ns:count_if while trafgen floods gen:dev with conf."""
+def measure(gen: str, dev: str, conf: Path, count_ns: str, count_if: str,
+            offered_pps: int | None = None) -> float:
+    """Packets/s counted at count_ns:count_if while trafgen floods gen:dev with conf (or
+    sends at ``offered_pps``)."""
     rates = []
+    pace = ["-b", f"{offered_pps}pps"] if offered_pps else []
     for _ in range(REPEAT):
         proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{gen}", "taskset", "-c", "1",
                                  "trafgen", "--dev", dev, "--conf", str(conf), "-P", "1",
-                                 "-Q", "-C", "--no-sock-mem"],
+                                 "-Q", "-C", "--no-sock-mem", *pace],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(WARMUP_S)
@@ -107,6 +111,17 @@ def measure(gen: str, dev: str, conf: Path, count_ns: str, count_if: str) -> flo
                 proc.wait()
         rates.append((c1 - c0) / (t1 - t0))
     return statistics.median(rates)
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def wait_socket(sock: Path, proc: subprocess.Popen, logfile: Path,
@@ -168,8 +183,10 @@ def bmv2_connector(reg: Registry, procs: list[subprocess.Popen]) -> tuple[float 
     bmv2_target.wait_thrift(cli)
     bmv2_target.set_crc32c(cli, art.json)
     program_connector(sock, mac(sink, "eth0"), mac(dut, "out"))[0].close()
-    rate = measure(gen, "eth0", conf, sink, "eth0")
-    return rate, "simple_switch_grpc as built here, logging macros off"
+    flood = measure(gen, "eth0", conf, sink, "eth0")
+    paced = measure(gen, "eth0", conf, sink, "eth0", offered_pps=BMV2_OFFERED_PPS)
+    return flood, (f"simple_switch_grpc as built here, logging macros off; "
+                   f"{paced / 1e3:.0f} kpps of {BMV2_OFFERED_PPS / 1e3:.0f} kpps offered")
 
 
 def main() -> None:
@@ -250,15 +267,10 @@ def main() -> None:
         reg.add_process(vproc.pid, "vnf")
         time.sleep(1.0)
         vnf_rate = measure(gen, "v", vconf, gen, "v")
+        stop_all(procs)  # BMv2 gets the machine to itself, as the others did
         bmv2_rate, bmv2_note = bmv2_connector(reg, procs)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_all(procs)
         clean_run(reg)
 
     print("\n== Connector data plane vs kernel forwarding (64 B UDP, one flow, trafgen on "
