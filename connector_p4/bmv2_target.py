@@ -62,11 +62,19 @@ class Bmv2Connector:
 
 def switch_command(switch: str, ports: dict[int, str], grpc_addr: str,
                    device_id: int = DEVICE_ID, thrift_port: int = THRIFT_PORT) -> list[str]:
+    """The switch's command line, to run inside the connector's network namespace.
+
+    It runs in a mount namespace of its own with a sysfs of that network namespace: BMv2
+    watches its ports in /sys/class/net/<port>/operstate, which the host's /sys (what
+    ``nsenter --net`` keeps) does not have.
+    """
     cmd = [switch, "--device-id", str(device_id), "--thrift-port", str(thrift_port),
            "--no-p4"]
     for port, ifname in sorted(ports.items()):
         cmd += ["-i", f"{port}@{ifname}"]
-    return [*cmd, "--", "--grpc-server-addr", grpc_addr]
+    own_sysfs = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 'mount -t sysfs sysfs /sys && exec "$@"', "bmv2"]
+    return [*own_sysfs, *cmd, "--", "--grpc-server-addr", grpc_addr]
 
 
 def l2_entries(conn: Bmv2Connector) -> list[tuple[int, str, str, int, int]]:

@@ -49,12 +49,18 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     topo = load_topology(args.file)
     _terminate_on_signals()
-    net = Network(topo)
+    full = not args.bare
+    net = Network(topo, policy=args.policy, dmano=full, vnfs=full, connectors=full)
     try:
         t0 = time.monotonic()
         net.start(converge_timeout=args.timeout)
         print(summary(topo))
-        print(f"converged in {time.monotonic() - t0:.1f} s; run folder {net.run_folder}")
+        what = ("routers only (--bare)" if args.bare else
+                f"routers, {topo.connector} connectors, VNFs and D-MANOs")
+        print(f"{what} up in {time.monotonic() - t0:.1f} s; run folder {net.run_folder}")
+        if full:
+            print(f"D-MANO state: {net.run_folder}/r<node>/dmano.json; connector logs: "
+                  f"{net.run_folder}/c<node>/; VNF stats: {net.run_folder}/vnf/")
         print(f"router shell: python -m topologies vtysh <node>   "
               f"(or vtysh --vty_socket {net.run_folder}/r<node>)")
         if args.no_cli:
@@ -174,6 +180,10 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--no-cli", action="store_true", help="run until Ctrl-C / SIGTERM")
     up.add_argument("--timeout", type=float, default=None,
                     help="seconds to wait for OSPF convergence (default 30 + 2/node)")
+    up.add_argument("--bare", action="store_true",
+                    help="routers, hosts and namespaces only: no connectors, VNFs, D-MANOs")
+    up.add_argument("--policy", type=Path, default=None,
+                    help="D-MANO policy file (default: the paper's, dmano/policies/)")
     up.set_defaults(func=cmd_up)
     dm = sub.add_parser("demo", help="bring up, show convergence and a ping, tear down")
     dm.add_argument("file", type=Path)

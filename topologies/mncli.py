@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from typing import Any
 
 from mininet.cli import CLI
@@ -13,6 +14,7 @@ class DsfcCLI(CLI):
 
     - ``vtysh <node> [command]``: FRR shell of node's router (interactive without a command)
     - ``routers``: one line per router with its OSPF neighbours
+    - ``dmano [node]``: the service tables of the node's D-MANO (every node without one)
     """
 
     prompt = "dsfc> "
@@ -40,3 +42,16 @@ class DsfcCLI(CLI):
         for node, handle in self.network.routers.items():
             self.stdout.write(f"--- r{node}\n")
             self.stdout.write(handle.vtysh("show ip ospf neighbor"))
+
+    def do_dmano(self, line: str) -> None:
+        """dmano [node]: service tables (candidates, costs, WCMP weights) of D-MANOs."""
+        names = line.split() or [n.name for n in self.network.topo.nodes]
+        for node in names:
+            status = self.network.run_folder / f"r{node}" / "dmano.json"
+            self.stdout.write(f"--- D-MANO of {node}\n")
+            if not status.exists():
+                self.stdout.write(f"no status file {status} (is its D-MANO running?)\n")
+                continue
+            out = subprocess.run([sys.executable, "-m", "dmano", "show", "--status",
+                                  str(status)], capture_output=True, text=True, check=False)
+            self.stdout.write(out.stdout + out.stderr)

@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from connector_p4 import bmv2_build
 from tests.integration.conftest import ROOT, TOPO_DIR, our_namespaces, root_veths
 from topologies import runstate
 from topologies.network import Network
@@ -20,20 +23,29 @@ def frr_pids() -> set[int]:
     return {int(p) for p in out.stdout.split()}
 
 
-def test_clean_after_sigkill_then_bring_up_again():
+@pytest.mark.parametrize("connector", ["ebpf", "bmv2"])
+def test_clean_after_sigkill_then_bring_up_again(connector, tmp_path):
+    """`up` starts the whole system (routers, connectors, VNFs, D-MANOs); SIGKILL it."""
+    topo_file = TOPO_DIR / "paper_fig3.yaml"
+    if connector == "bmv2":
+        reason = bmv2_build.missing_reason()
+        if reason:
+            pytest.skip(f"BMv2 connector: {reason}")
+        topo_file = tmp_path / "fig3_bmv2.yaml"
+        topo_file.write_text((TOPO_DIR / "paper_fig3.yaml").read_text() + "\nconnector: bmv2\n")
     before_frr, before_veth = frr_pids(), root_veths()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "topologies", "up", str(TOPO_DIR / "paper_fig3.yaml"),
-         "--no-cli"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "topologies", "up", str(topo_file), "--no-cli"], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         lines = []
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             lines.append(line)
-            if "converged in" in line or proc.poll() is not None:
+            if " up in " in line or proc.poll() is not None:
                 break
-        assert "converged in" in lines[-1], "".join(lines)
+        assert " up in " in lines[-1] and "D-MANOs" in lines[-1], "".join(lines)
         runs = [r for r in runstate.list_runs() if r.owner_pid == proc.pid]
         assert len(runs) == 1
         reg = runs[0]
@@ -42,11 +54,17 @@ def test_clean_after_sigkill_then_bring_up_again():
         new_frr = frr_pids() - before_frr
         assert len(new_frr) == 10
         assert (runstate.BPF_ROOT / reg.run_id).is_dir()  # the pin folder of this run
+        # connectors (eBPF server or simple_switch_grpc), VNFs and D-MANOs, by name
+        reg = runstate.Registry.load(reg.folder)
+        ours_procs = {p["name"]: p["pid"] for p in reg.processes
+                      if p["name"].startswith(("connector-", "vnf-", "dmano-"))}
+        assert len(ours_procs) == 5 + 2 + 5, sorted(ours_procs)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    # the builder is gone, its daemons and namespaces are not
+    # the builder is gone, its daemons, processes and namespaces are not
     assert all(Path(f"/proc/{p}").exists() for p in new_frr)
+    assert all(Path(f"/proc/{p}").exists() for p in ours_procs.values())
     assert reg.folder.exists()
 
     out = subprocess.run([sys.executable, "-m", "topologies", "clean"], cwd=ROOT,
@@ -55,6 +73,7 @@ def test_clean_after_sigkill_then_bring_up_again():
     assert reg.run_id in out.stdout
     assert not [ns for ns in our_namespaces() if reg.run_id in ns]
     assert frr_pids() - before_frr == set()
+    assert not [n for n, p in ours_procs.items() if Path(f"/proc/{p}").exists()]
     assert root_veths() - before_veth == set()
     assert not reg.folder.exists()
     assert not (runstate.BPF_ROOT / reg.run_id).exists()

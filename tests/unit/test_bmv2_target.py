@@ -36,7 +36,10 @@ def ids() -> bmv2_target._Ids:
 def test_switch_command_maps_every_port_and_listens_on_the_socket():
     cmd = bmv2_target.switch_command("/x/simple_switch_grpc", {16: "v-a", 1: "rtr"},
                                      "unix:/run/s.sock")
-    assert cmd[0] == "/x/simple_switch_grpc" and "--no-p4" in cmd
+    # BMv2 reads /sys/class/net/<port>: a sysfs of the connector's namespace
+    assert cmd[:3] == ["unshare", "--mount", "--propagation"]
+    assert "mount -t sysfs sysfs /sys" in cmd[cmd.index("-c") + 1]
+    assert "/x/simple_switch_grpc" in cmd and "--no-p4" in cmd
     assert cmd[cmd.index("--device-id") + 1] == "1"
     i = [cmd[k + 1] for k, a in enumerate(cmd) if a == "-i"]
     assert i == ["1@rtr", "16@v-a"]
