@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--repetitions", type=int, help="override the file's repetitions")
     run.add_argument("--output", type=Path, help="base folder for relative 'output' paths")
     run.add_argument("--no-figures", action="store_true")
+    run.add_argument("--connector", choices=("ebpf", "bmv2"),
+                     help="run the connectors on this target instead of the topology's")
     chk = sub.add_parser("check", help="validate a scenario file and print its scaling")
     chk.add_argument("file", type=Path)
     args = p.parse_args(argv)
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             folder = run_scenario(args.file, args.repetitions, args.output,
-                                  not args.no_figures)
+                                  not args.no_figures, args.connector)
         except KeyboardInterrupt:
             print("interrupted: the network was stopped and cleaned; partial results are "
                   "in the results folder", file=sys.stderr)

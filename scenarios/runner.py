@@ -16,6 +16,7 @@ is torn down and what was measured so far is kept).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -435,9 +436,16 @@ def _csv_rows_by_t(path: Path) -> dict[float, dict[str, str]]:
 
 
 def run_scenario(path: Path, repetitions: int | None = None, output: Path | None = None,
-                 figures_too: bool = True) -> Path:
-    """Run every repetition of a scenario; return the folder with the report."""
+                 figures_too: bool = True, connector: str | None = None) -> Path:
+    """Run every repetition of a scenario; return the folder with the report.
+
+    ``connector`` overrides the topology's connector target (ebpf or bmv2)."""
     s = load_scenario(path)
+    if connector and connector != s.topology.connector:
+        s = dataclasses.replace(s, topology=dataclasses.replace(s.topology,
+                                                                connector=connector))
+        print(f"connector target: {connector} (the topology file says "
+              f"{load_scenario(path).topology.connector})", flush=True)
     n = repetitions or s.repetitions
     stamp = time.strftime("%Y%m%d-%H%M%S")
     set_dir = run_set_dir(s, stamp, base=output)

@@ -9,16 +9,22 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from connector_p4 import bmv2_build
 from scenarios.figures import read_shares
 from tests.integration.conftest import ROOT, our_namespaces
 
 SHORT = ROOT / "scenarios" / "paper_fig4_short.yaml"
 
 
-def test_short_paper_scenario(tmp_path: Path):
+@pytest.mark.parametrize("connector", ["ebpf", "bmv2"])
+def test_short_paper_scenario(tmp_path: Path, connector: str):
+    if connector == "bmv2" and (reason := bmv2_build.missing_reason()):
+        pytest.skip(f"BMv2 connector: {reason}")
     out = subprocess.run([sys.executable, "-m", "scenarios", "run", str(SHORT),
-                          "--output", str(tmp_path)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
+                          "--output", str(tmp_path), "--connector", connector], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     folder = Path(out.stdout.strip().splitlines()[-1].removeprefix("results: "))
     summary = json.loads((folder / "summary.json").read_text())
