@@ -181,7 +181,7 @@ def bmv2_connector(reg: Registry, procs: list[subprocess.Popen]) -> tuple[float 
     bmv2_target.push_pipeline(f"unix:{sock}", art, conn)
     cli = ["nsenter", f"--net=/run/netns/{dut}"]
     bmv2_target.wait_thrift(cli)
-    bmv2_target.set_crc32c(cli, art.json)
+    bmv2_target.thrift_setup(cli, art.json)
     program_connector(sock, mac(sink, "eth0"), mac(dut, "out"))[0].close()
     flood = measure(gen, "eth0", conf, sink, "eth0")
     paced = measure(gen, "eth0", conf, sink, "eth0", offered_pps=BMV2_OFFERED_PPS)

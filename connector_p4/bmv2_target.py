@@ -5,12 +5,13 @@ own P4Runtime server (PI) and its Thrift runtime CLI:
 
 1. :func:`switch_command`: ``simple_switch_grpc --no-p4`` with the connector's ports
    (``-i P4PORT@IFNAME``), its P4Runtime server on a unix socket;
-2. :func:`configure`: push the pipeline (p4c's BMv2 JSON + P4Info, from
-   :mod:`connector_p4.bmv2_build`), set the flow hash to CRC-32C (``crc32_custom``
-   parameters, PIPELINE.md "Flow hash"), write the start-up ``sff_config`` and what the
-   kernel bridge does on the eBPF target: ``l2_forward`` entries between the hosts and
-   the router's host interface, and a multicast group that floods broadcasts among them
-   (PIPELINE.md table 6).
+2. :func:`push_pipeline`: push the pipeline (p4c's BMv2 JSON + P4Info, from
+   :mod:`connector_p4.bmv2_build`), write the start-up ``sff_config`` and what the kernel
+   bridge does on the eBPF target: ``l2_forward`` entries between the hosts and the
+   router's host interface, and a multicast group that floods broadcasts among them
+   (PIPELINE.md table 6);
+3. :func:`thrift_setup`: set the flow hash to CRC-32C (``crc32_custom`` parameters,
+   PIPELINE.md "Flow hash") and deepen the egress queues.
 
 The setup client uses election id 1 and disconnects, so the D-MANO (election id 10)
 becomes the primary client afterwards, as with the eBPF server.
@@ -35,6 +36,7 @@ DEVICE_ID = 1
 THRIFT_PORT = 9090
 SETUP_ELECTION_ID = (0, 1)
 FLOOD_GROUP = 1
+QUEUE_DEPTH = 1024  # egress queue depth in packets (BMv2's default is 64)
 PORT_ROUTER = 1
 PORT_HOSTBRIDGE = 2
 BROADCAST = "ff:ff:ff:ff:ff:ff"
@@ -212,23 +214,26 @@ def push_pipeline(grpc_addr: str, art: Artifacts, conn: Bmv2Connector,
 
 # -- Thrift runtime CLI --------------------------------------------------------------------
 
-def set_crc32c(cli_prefix: list[str], bmv2_json: Path, thrift_port: int = THRIFT_PORT) -> int:
-    """Make every ``crc32_custom`` calculation CRC-32C; return how many were set.
+def thrift_setup(cli_prefix: list[str], bmv2_json: Path, thrift_port: int = THRIFT_PORT,
+                 queue_depth: int = QUEUE_DEPTH) -> list[str]:
+    """Through the switch's runtime CLI: make every ``crc32_custom`` calculation CRC-32C
+    and deepen the egress queues (BMv2's default, 64 packets, drops the short bursts a
+    Linux qdisc absorbs). Returns the commands sent.
 
     ``cli_prefix`` runs a command where the switch's Thrift port is reachable (e.g.
     ``nsenter --net=...`` for a switch in a network namespace).
     """
-    names = crc32_calculations(bmv2_json)
-    if not names:
-        return 0
-    script = "".join(f"set_crc32_parameters {n} {' '.join(CRC32C_PARAMS)}\n" for n in names)
+    commands = [f"set_crc32_parameters {n} {' '.join(CRC32C_PARAMS)}"
+                for n in crc32_calculations(bmv2_json)]
+    commands.append(f"set_queue_depth {queue_depth}")
     proc = subprocess.run([*cli_prefix, "simple_switch_CLI", "--thrift-port", str(thrift_port)],
-                          input=script, capture_output=True, text=True, timeout=60,
-                          check=False)
+                          input="".join(c + "\n" for c in commands), capture_output=True,
+                          text=True, timeout=60, check=False)
     out = proc.stdout + proc.stderr
     if proc.returncode != 0 or "Error" in out or "Invalid" in out:
-        raise Bmv2SetupError(f"simple_switch_CLI set_crc32_parameters failed: {out.strip()}")
-    return len(names)
+        raise Bmv2SetupError(f"simple_switch_CLI ({'; '.join(commands)}) failed: "
+                             f"{out.strip()}")
+    return commands
 
 
 def wait_thrift(cli_prefix: list[str], thrift_port: int = THRIFT_PORT,

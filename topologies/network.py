@@ -491,7 +491,7 @@ class Network:
         try:
             bmv2_target.push_pipeline(f"unix:{sock}", art, conn)
             bmv2_target.wait_thrift(cli)
-            bmv2_target.set_crc32c(cli, art.json)
+            bmv2_target.thrift_setup(cli, art.json)
         except bmv2_target.Bmv2SetupError as exc:
             raise BuildError(f"BMv2 connector of {node}: {exc}; its log ({logfile}):\n"
                              f"{_tail(logfile)}") from exc

@@ -126,3 +126,34 @@ def test_member_counter_index_matches_bmv2_crc16():
     assert idx == 512 + bmv2_target.crc16(bytes([10, 2, 0, 2])) % 512 and 512 <= idx < 1024
     with pytest.raises(ValueError):
         bmv2_target.member_counter_index()
+
+
+def _fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reply: str) -> Path:
+    """A simple_switch_CLI that records its stdin and prints ``reply``."""
+    got = tmp_path / "stdin.txt"
+    cli = tmp_path / "bin" / "simple_switch_CLI"
+    cli.parent.mkdir()
+    cli.write_text(f"#!/bin/sh\ncat > {got}\necho '{reply}'\n")
+    cli.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{cli.parent}:/usr/bin:/bin")
+    return got
+
+
+def test_thrift_setup_sets_crc32c_on_every_custom_crc_and_the_queue_depth(tmp_path,
+                                                                          monkeypatch):
+    got = _fake_cli(tmp_path, monkeypatch, "RuntimeCmd: ok")
+    doc = tmp_path / "c.json"
+    doc.write_text(json.dumps({"calculations": [{"name": "calc", "algo": "crc32_custom"},
+                                                {"name": "calc_0", "algo": "crc16"}]}))
+    sent = bmv2_target.thrift_setup([], doc)
+    assert got.read_text().splitlines() == sent == [
+        "set_crc32_parameters calc 0x1edc6f41 0xffffffff 0xffffffff true true",
+        f"set_queue_depth {bmv2_target.QUEUE_DEPTH}"]
+
+
+def test_thrift_setup_reports_what_the_cli_refused(tmp_path, monkeypatch):
+    _fake_cli(tmp_path, monkeypatch, "Error: Invalid crc name")
+    doc = tmp_path / "c.json"
+    doc.write_text(json.dumps({"calculations": [{"name": "x", "algo": "crc32_custom"}]}))
+    with pytest.raises(bmv2_target.Bmv2SetupError, match="Invalid crc name"):
+        bmv2_target.thrift_setup([], doc)
