@@ -167,7 +167,15 @@ def cmd_vtysh(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    print(summary(load_topology(args.file)))
+    topo = load_topology(args.file)
+    print(summary(topo))
+    if topo.connector == "bmv2":
+        from connector_p4.bmv2_build import missing_reason
+
+        reason = missing_reason()
+        print(f"connector: bmv2 cannot run on this machine: {reason}" if reason else
+              "connector: bmv2 (p4c, simple_switch_grpc and simple_switch_CLI found)")
+        return 1 if reason else 0
     return 0
 
 

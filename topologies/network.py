@@ -451,14 +451,17 @@ class Network:
                 "--router-mac", addr.mac(idx, 0, 0, 1), "--local-mac", addr.mac(idx, 0, 0, 2)]
         for port, ifname in self.connector_ports(node).items():
             args += ["--port", f"{port}={ifname}"]
-        name = f"connector-{node}"
-        self.start_process(name, f"c{node}", args, sock.parent / "p4rt.log")
-        deadline = time.monotonic() + 20
+        name, logfile = f"connector-{node}", sock.parent / "p4rt.log"
+        self.start_process(name, f"c{node}", args, logfile)
+        self._wait_socket(name, sock, logfile, 20)
+
+    def _wait_socket(self, name: str, sock: Path, logfile: Path, timeout: float) -> None:
+        """Wait for a connector's P4Runtime socket; fail with its log if it dies first."""
+        deadline = time.monotonic() + timeout
         while not sock.exists():
             if self.processes[name].poll() is not None or time.monotonic() > deadline:
-                logfile = sock.parent / "p4rt.log"
-                raise BuildError(f"connector of {node} did not start; its log "
-                                 f"({logfile}):\n{_tail(logfile)}")
+                raise BuildError(f"{name} did not start (no {sock.name} within "
+                                 f"{timeout:.0f} s); its log ({logfile}):\n{_tail(logfile)}")
             time.sleep(0.05)
 
     def _start_bmv2_connector(self, node: str) -> None:
@@ -475,12 +478,7 @@ class Network:
         args = bmv2_target.switch_command(tools.switch, self.connector_ports(node),
                                           f"unix:{sock}")
         self.start_process(name, f"c{node}", args, logfile)
-        deadline = time.monotonic() + 30
-        while not sock.exists():
-            if self.processes[name].poll() is not None or time.monotonic() > deadline:
-                raise BuildError(f"BMv2 connector of {node} did not start; its log "
-                                 f"({logfile}):\n{_tail(logfile)}")
-            time.sleep(0.05)
+        self._wait_socket(name, sock, logfile, 30)
         conn = bmv2_target.Bmv2Connector(
             ports=self.connector_ports(node), local_ip=addr.nsh_endpoint(idx).ip,
             router_mac=addr.mac(idx, 0, 0, 1), local_mac=addr.mac(idx, 0, 0, 2),

@@ -157,3 +157,20 @@ def test_thrift_setup_reports_what_the_cli_refused(tmp_path, monkeypatch):
     doc.write_text(json.dumps({"calculations": [{"name": "x", "algo": "crc32_custom"}]}))
     with pytest.raises(bmv2_target.Bmv2SetupError, match="Invalid crc name"):
         bmv2_target.thrift_setup([], doc)
+
+
+def test_topology_check_says_whether_bmv2_can_run_here(tmp_path, monkeypatch, capsys):
+    from topologies import cli
+
+    topo = tmp_path / "t.yaml"
+    topo.write_text((Path(bmv2_build.HERE).parent / "topologies" / "fig1.yaml").read_text()
+                    + "\nconnector: bmv2\n")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no p4c, no BMv2
+    assert cli.main(["check", str(topo)]) == 1
+    out = capsys.readouterr().out
+    assert "connector: bmv2 cannot run on this machine: not on PATH: p4c" in out
+    for tool in ("p4c", "simple_switch_grpc", "simple_switch_CLI"):
+        (tmp_path / tool).write_text("#!/bin/sh\n")
+        (tmp_path / tool).chmod(0o755)
+    assert cli.main(["check", str(topo)]) == 0
+    assert "connector: bmv2 (p4c, simple_switch_grpc" in capsys.readouterr().out
