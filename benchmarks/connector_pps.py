@@ -185,8 +185,9 @@ def bmv2_connector(reg: Registry, procs: list[subprocess.Popen]) -> tuple[float 
     program_connector(sock, mac(sink, "eth0"), mac(dut, "out"))[0].close()
     flood = measure(gen, "eth0", conf, sink, "eth0")
     paced = measure(gen, "eth0", conf, sink, "eth0", offered_pps=BMV2_OFFERED_PPS)
-    return flood, (f"simple_switch_grpc as built here, logging macros off; "
-                   f"{paced / 1e3:.0f} kpps of {BMV2_OFFERED_PPS / 1e3:.0f} kpps offered")
+    return flood, (f"simple_switch_grpc as built here, logging macros off; paced with "
+                   f"trafgen -b {BMV2_OFFERED_PPS}pps (approximate): {paced / 1e3:.0f} kpps "
+                   "delivered")
 
 
 def main() -> None:
