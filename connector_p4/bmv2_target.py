@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from connector_p4.bmv2_build import Artifacts
+from connector_p4.target import encode_value
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,6 @@ def crc32_calculations(bmv2_json: Path) -> list[str]:
 
 # -- P4Runtime -----------------------------------------------------------------------------
 
-def _canonical(value: int) -> bytes:
-    return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
-
-
 def _mac_int(mac: str) -> int:
     return int(mac.replace(":", ""), 16)
 
@@ -141,7 +138,7 @@ def _action(ids: _Ids, target: Any, name: str, *values: int) -> None:
     for p, v in zip(a.params, values, strict=True):
         param = target.params.add()
         param.param_id = p.id
-        param.value = _canonical(v)
+        param.value = encode_value(v)
 
 
 def _config_update(ids: _Ids, conn: Bmv2Connector) -> Any:
@@ -170,8 +167,8 @@ def _l2_update(ids: _Ids, entry: tuple[int, str, str, int, int]) -> Any:
                               ("hdr.ethernet.dstAddr", _mac_int(mac), (1 << 48) - 1)):
         m = te.match.add()
         m.field_id = fields[name]
-        m.ternary.value = _canonical(value)
-        m.ternary.mask = _canonical(mask)
+        m.ternary.value = encode_value(value)
+        m.ternary.mask = encode_value(mask)
     _action(ids, te.action.action, action, param)
     return up
 

@@ -124,6 +124,7 @@ from connector_p4.target import (
     Target,
     TargetError,
     Ternary,
+    encode_value,
     select_slot,
     slot_key,
 )
@@ -339,11 +340,6 @@ def decode_value(value: bytes, bitwidth: int, what: str) -> int:
         raise P4RTError(code_pb2.OUT_OF_RANGE,
                         f"{what}: value 0x{v:x} does not fit in {bitwidth} bits")
     return v
-
-
-def encode_value(v: int) -> bytes:
-    """int -> canonical P4Runtime byte string (shortest, at least one byte)."""
-    return v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big")
 
 
 def election_of(msg) -> int | None:

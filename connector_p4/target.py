@@ -31,6 +31,11 @@ MAX_MEMBERS = 1024
 GROUP_SLOTS = 64
 
 
+def encode_value(v: int) -> bytes:
+    """int -> canonical P4Runtime byte string (shortest, at least one byte)."""
+    return v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big")
+
+
 def select_slot(service_id: int, from_remote: int) -> int:
     """The select slot of the instance_select key (service id, from_remote)."""
     if not (0 <= service_id < MAX_SERVICES and from_remote in (0, 1)):

@@ -132,6 +132,7 @@ class Network:
         self.routers: dict[str, RouterHandle] = {}
         self.nodes: dict[str, Any] = {}
         self.bmv2 = connectors and topo.connector == "bmv2"
+        self._bmv2: tuple[bmv2_build.Tools, bmv2_build.Artifacts] | None = None
 
     # -- life cycle --------------------------------------------------------------------
     def __enter__(self) -> Network:
@@ -149,10 +150,7 @@ class Network:
     def start(self, converge_timeout: float | None = None) -> None:
         check_host()
         if self.with_connectors and self.bmv2:
-            try:  # before any namespace exists
-                bmv2_build.build()
-            except (bmv2_build.Bmv2UnavailableError, bmv2_build.CompileError) as exc:
-                raise BuildError(f"connector: bmv2 in {self.topo.path}: {exc}") from exc
+            self._bmv2_toolchain()  # before any namespace exists
         self.registry = new_run(str(self.topo.path))
         log.info("run %s: folder %s", self.registry.run_id, self.registry.folder)
         try:
@@ -297,30 +295,26 @@ class Network:
             nodes[h.name].run(f"ip link set eth0 up && ip addr add {hosts[h.name]} dev eth0 "
                               f"&& ip route add default via {addr.host_gateway(idx).ip}")
 
+    def _input_filter(self, name: str, rules: list[str]) -> Path:
+        """An nftables file (written once per run) dropping ``rules`` on input."""
+        path = self.run_folder / f"{name}-input.nft"
+        if not path.exists():
+            body = "".join(f"    {rule} counter drop\n" for rule in rules)
+            path.write_text("table inet dsfc {\n  chain input {\n"
+                            "    type filter hook input priority 0; policy accept;\n"
+                            f"{body}  }}\n}}\n")
+        return path
+
     def _api_filter(self) -> Path:
         """Only loopback may reach the OSPF API (TCP 2607/2608): no LSA injection."""
-        path = self.run_folder / "router-input.nft"
-        if not path.exists():
-            ports = ", ".join(str(p) for p in frr.OSPF_API_PORTS)
-            path.write_text(
-                "table inet dsfc {\n  chain input {\n"
-                "    type filter hook input priority 0; policy accept;\n"
-                f'    iifname != "lo" tcp dport {{ {ports} }} counter drop\n'
-                "  }\n}\n")
-        return path
+        ports = ", ".join(str(p) for p in frr.OSPF_API_PORTS)
+        return self._input_filter("router", [f'iifname != "lo" tcp dport {{ {ports} }}'])
 
     def _connector_filter(self) -> Path:
         """BMv2 connectors: the switch's Thrift port only from loopback, and no kernel
         answer (ICMP port unreachable) to the VXLAN-GPE packets that BMv2 handles."""
-        path = self.run_folder / "connector-input.nft"
-        if not path.exists():
-            path.write_text(
-                "table inet dsfc {\n  chain input {\n"
-                "    type filter hook input priority 0; policy accept;\n"
-                f'    iifname != "lo" tcp dport {bmv2_target.THRIFT_PORT} counter drop\n'
-                "    udp dport 4790 counter drop\n"
-                "  }\n}\n")
-        return path
+        return self._input_filter("connector", [
+            f'iifname != "lo" tcp dport {bmv2_target.THRIFT_PORT}', "udp dport 4790"])
 
     def _start_routers(self) -> None:
         assert self.registry is not None
@@ -464,13 +458,18 @@ class Network:
                                  f"{timeout:.0f} s); its log ({logfile}):\n{_tail(logfile)}")
             time.sleep(0.05)
 
+    def _bmv2_toolchain(self) -> tuple[bmv2_build.Tools, bmv2_build.Artifacts]:
+        """The BMv2 tools and compiled connector.p4, looked up and built once per run."""
+        if self._bmv2 is None:
+            try:
+                self._bmv2 = (bmv2_build.find_tools(), bmv2_build.build())
+            except (bmv2_build.Bmv2UnavailableError, bmv2_build.CompileError) as exc:
+                raise BuildError(f"connector: bmv2 in {self.topo.path}: {exc}") from exc
+        return self._bmv2
+
     def _start_bmv2_connector(self, node: str) -> None:
         """simple_switch_grpc with connector.p4, configured like the eBPF server starts."""
-        try:
-            tools = bmv2_build.find_tools()
-            art = bmv2_build.build()
-        except (bmv2_build.Bmv2UnavailableError, bmv2_build.CompileError) as exc:
-            raise BuildError(f"connector: bmv2 in {self.topo.path}: {exc}") from exc
+        tools, art = self._bmv2_toolchain()
         idx = self.topo.node(node).index
         sock = self.p4rt_socket(node)
         sock.parent.mkdir(parents=True, exist_ok=True)

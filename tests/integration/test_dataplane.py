@@ -222,19 +222,22 @@ def test_wcmp_shares_follow_weights_and_flows_stay(fig3_bare):
             assert total == sent, got
             return {("B" if k is b else "D"): v / total for k, v in got.items()}
 
+        # BMv2 (tens of kpps) still loses part of a back-to-back burst of 1200 datagrams
+        # now and then, even with 1024-packet queues: paced there
+        gap = 0.0005 if net.bmv2 else 0.0
         base = member_packets(writer)
-        send_flows(net, "src", "10.5.100.10", sport0=20000, flows=1200, packets=1)
+        send_flows(net, "src", "10.5.100.10", sport0=20000, flows=1200, packets=1, gap_s=gap)
         first = shares(base)
         assert abs(first["D"] - 0.75) <= 0.05, first
         # weights change: 3:1 towards B
         want.groups = {1: {b: 3, d: 1}}
         writer.write(diff(writer.state, want))
         base = member_packets(writer)
-        send_flows(net, "src", "10.5.100.10", sport0=20000, flows=1200, packets=1)
+        send_flows(net, "src", "10.5.100.10", sport0=20000, flows=1200, packets=1, gap_s=gap)
         old_again = shares(base)
         assert abs(old_again["D"] - first["D"]) < 0.005, (first, old_again)  # flows stayed
         base = member_packets(writer)
-        send_flows(net, "src", "10.5.100.10", sport0=40000, flows=1200, packets=1)
+        send_flows(net, "src", "10.5.100.10", sport0=40000, flows=1200, packets=1, gap_s=gap)
         new = shares(base)
         assert abs(new["B"] - 0.75) <= 0.05, new
     finally:
