@@ -197,19 +197,24 @@ def test_dmano_config_errors_name_file_and_field(tmp_path: Path):
     assert f"{bad}:2: router_id: expected an IPv4 address" in out.stderr
 
 
+def both(t: dict | None) -> bool:
+    """A's table lists both FW instances (their announcements arrive one by one)."""
+    return bool(t) and {"fw_b", "fw_d"} <= set(t)
+
+
 def test_policy_reload_on_sigusr1(tmp_path: Path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(shipped_policy("static").read_text())
     topo = load_topology(TOPO_DIR / "paper_fig3.yaml")
     with Network(topo, policy=policy, dmano=True) as net, SyntheticLoad(net):
         wait_for("inverse-cost weights at A",
-                 lambda: (t := table(net, "A")) and t["fw_d"][3] > t["fw_b"][3], 20)
+                 lambda: both(t := table(net, "A")) and t["fw_d"][3] > t["fw_b"][3], 20)
         policy.write_text(policy.read_text().replace("function: inverse-cost",
                                                      "function: proportional-cost"))
         for n in topo.nodes:
             net.processes[f"dmano-{n.name}"].send_signal(signal.SIGUSR1)
         wait_for("proportional weights at A",
-                 lambda: (t := table(net, "A")) and t["fw_b"][3] > t["fw_d"][3], 10)
+                 lambda: both(t := table(net, "A")) and t["fw_b"][3] > t["fw_d"][3], 10)
         # a broken file is refused and the daemon keeps its policy
         policy.write_text("weight: {function: nonsense}\n")
         net.processes["dmano-A"].send_signal(signal.SIGUSR1)
