@@ -31,8 +31,11 @@ def run(config: Path, verbose: bool) -> int:
     from dmano.ospf_api import OspfApiUnavailableError
     from dmano.policy import load_policy
 
+    from dmano.daemon import check_connector_config
+
     cfg = load_node_config(config)
     policy = load_policy(cfg.policy)
+    check_connector_config(cfg)  # a config error stops here, never retried as a write
     try:
         writer = make_writer(cfg.connector)
         daemon = Dmano(cfg, policy, writer)
@@ -92,7 +95,8 @@ def render_status(st: dict[str, Any]) -> str:
     conn = st["connector"]
     head = (f"node {st['node']} (router id {st['router_id']}), policy {st['policy']}, "
             f"{'running' if st.get('running') else 'STOPPED'}, status {age:.1f} s old\n"
-            f"OSPF API {'connected' if api.get('connected') else 'DISCONNECTED'}, "
+            f"OSPF API {'connected' if api.get('connected') else 'DISCONNECTED'}"
+            f"{_api_trouble(api)}, "
             f"LSDB: {st['lsdb']['routers']} routers, {st['lsdb']['instances']} VNF "
             f"announcements, malformed {st['lsdb']['malformed'] or 'none'}; connector "
             f"{conn['kind']} ({conn['writes']} writes"
@@ -102,8 +106,23 @@ def render_status(st: dict[str, Any]) -> str:
         head += "local instances: " + ", ".join(
             f"{n} {'up' if i['up'] else 'DOWN (' + i['reason'] + ')'}"
             + (f" load {i['load']:.0f} cost {i['cost']}" if i["up"] else "")
+            + (f" [{i['bad_counters']} bad counters reads]" if i.get("bad_counters") else "")
             for n, i in sorted(local.items())) + "\n"
     return head + "\n" + render_tables(tables, names)
+
+
+def _api_trouble(api: dict[str, Any]) -> str:
+    """What went wrong with the OSPF API session, if anything ("" when all is well)."""
+    parts = []
+    if api.get("failures"):
+        parts.append(f"{api['failures']} session failure(s)")
+    if api.get("session_restarts"):
+        parts.append(f"{api['session_restarts']} session restart(s)")
+    if api.get("last_error"):
+        parts.append(f"last error: {api['last_error']}")
+    if api.get("pending_withdrawals"):
+        parts.append(f"withdrawals pending for instance(s) {api['pending_withdrawals']}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,10 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.config is None:
             p.error("--config is required")
         if args.action == "check":
+            from dmano.daemon import check_connector_config
             from dmano.policy import load_policy
 
             cfg = load_node_config(args.config)
             pol = load_policy(cfg.policy)
+            check_connector_config(cfg)
             print(f"{args.config}: node {cfg.node}, {len(cfg.instances)} instance(s), "
                   f"policy {pol.name} OK")
             return 0

@@ -17,8 +17,6 @@ or ``resync_grace_s``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import os
 import time
@@ -26,6 +24,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from dmano import lsa
+from dmano.atomicfile import write_json_atomic
 from dmano.config import NodeConfig
 from dmano.connector_client import ConnectorWriter
 from dmano.connector_state import DesiredState, desired_state, diff
@@ -35,16 +34,30 @@ from dmano.monitor import InstanceStatus, Monitor
 from dmano.ospf_api import OspfApiSession
 from dmano.policy import Policy
 from dmano.service_plane import ServiceTable, compute_tables, tables_to_json
+from dmano.yamlconf import ConfigError
 
 log = logging.getLogger(__name__)
 
 DEBOUNCE_S = 0.02
 RESYNC_GRACE_S = 10.0
 SEQUENCE_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
+U32_MAX = 2**32 - 1
+API_RESTART_MAX_S = 10.0
+
+
+def check_connector_config(cfg: NodeConfig) -> None:
+    """What the node configuration asks of the connector must fit in it (e.g. the
+    classifier's port ranges expand to ternary entries): a ConfigError at start, never
+    a connector error retried every period."""
+    try:
+        desired_state(cfg, {})
+    except ValueError as exc:
+        raise ConfigError(f"{exc}") from None
 
 
 class Dmano:
     def __init__(self, cfg: NodeConfig, policy: Policy, writer: ConnectorWriter):
+        check_connector_config(cfg)
         self.cfg = cfg
         self.policy = policy
         self.writer = writer
@@ -67,6 +80,7 @@ class Dmano:
         self.table_changes = 0
         self.reload_requested = False
         self.sequence = 0
+        self.api_restarts = 0  # times the OSPF API session task itself died
 
     def reload_policy(self) -> None:
         """Re-read the policy file (SIGUSR1); a bad file is reported and ignored."""
@@ -106,8 +120,28 @@ class Dmano:
         self.lsdb_changed.set()
 
     # -- the loop ----------------------------------------------------------------------
+    async def supervise_api(self, stop: asyncio.Event) -> None:
+        """Keep the OSPF API session running: if its task ends with an error (it handles
+        connection losses itself; this is for anything it did not expect), log it,
+        count it in the status and start it again with backoff."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                await self.session.run(stop)
+                continue  # returns only when stop is set
+            except Exception as exc:
+                self.api_restarts += 1
+                self.session.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("the OSPF API session ended with an error; restarting it "
+                              "in %.1f s", backoff)
+            self.write_status()
+            try:
+                await asyncio.wait_for(stop.wait(), backoff)
+            except TimeoutError:
+                backoff = min(backoff * 2, API_RESTART_MAX_S)
+
     async def run(self, stop: asyncio.Event) -> None:
-        api = asyncio.ensure_future(self.session.run(stop))
+        api = asyncio.ensure_future(self.supervise_api(stop))
         next_period = time.monotonic()
         try:
             while not stop.is_set():
@@ -132,8 +166,10 @@ class Dmano:
                     await self.recompute()
         finally:
             stop.set()
-            with contextlib.suppress(Exception):
-                await api
+            try:
+                await asyncio.wait_for(api, 5)
+            except TimeoutError:
+                log.warning("the OSPF API session did not stop within 5 s")
             self.write_status(stopped=True)
 
     async def measure_and_announce(self) -> None:
@@ -155,7 +191,8 @@ class Dmano:
                 instance_id=inst.id, service_id=inst.service,
                 anycast=self.anycast.get(inst.service, IPv4Address("0.0.0.0")),
                 cost=cost, endpoint=self.cfg.nsh_endpoint, capacity=inst.capacity,
-                load=round(st.measurement.load), state=InstanceState.UP, name=inst.name,
+                load=min(max(round(st.measurement.load), 0), U32_MAX),
+                state=InstanceState.UP, name=inst.name,
                 sequence=self._next_sequence())
             if last != cost:
                 log.info("instance %s: VNF cost %s -> %d (load %.1f/%d)", inst.name,
@@ -192,11 +229,13 @@ class Dmano:
             if len(self.mirror.view.routers) < self.routers_before_reset:
                 return  # still re-learning the LSDB after an ospfd restart
             self.hold_until = 0.0
+        # the configuration was checked at start (check_connector_config): an error here
+        # is a bug and must not pass for a connector error
+        want = desired_state(self.cfg, self.tables)
         try:
             if self.need_resync:
                 self.have = await asyncio.to_thread(self.writer.read_state)
                 self.need_resync = False
-            want = desired_state(self.cfg, self.tables)
             ops = diff(self.have, want)
             if ops:
                 await asyncio.to_thread(self.writer.write, ops)
@@ -204,7 +243,7 @@ class Dmano:
             if self.last_error:
                 log.info("connector writes work again")
             self.last_error = ""
-        except Exception as exc:  # keep running: the connector may come back
+        except Exception as exc:  # the connector's (gRPC, P4Runtime): it may come back
             if str(exc) != self.last_error:
                 log.error("writing to the connector failed: %s (will retry)", exc)
             self.last_error = str(exc)
@@ -224,14 +263,19 @@ class Dmano:
             "period_s": self.policy.period_s,
             "ospf_api": {"connected": self.session.connected,
                          "connections": self.session.connections,
-                         "announced": sorted(self.session.announced)},
+                         "failures": self.session.failures,
+                         "session_restarts": self.api_restarts,
+                         "last_error": self.session.last_error,
+                         "announced": sorted(self.session.announced),
+                         "pending_withdrawals": sorted(self.session.pending_withdrawals)},
             "lsdb": {"routers": len(view.routers), "networks": len(view.networks),
                      "instances": len(view.instances),
                      "malformed": self.mirror.stats.as_dict()},
             "local_instances": {
                 name: {"up": st.up, "reason": st.reason, "pid": st.pid,
                        "load": st.measurement.load, "cpu": st.measurement.cpu_percent,
-                       "cost": self.announced_cost.get(name)}
+                       "cost": self.announced_cost.get(name),
+                       "bad_counters": self.monitor.bad_files.get(name, 0)}
                 for name, st in self.statuses.items()},
             "service_names": {str(k): v for k, v in self.cfg.service_names().items()},
             "table_changes": self.table_changes,
@@ -243,9 +287,6 @@ class Dmano:
     def write_status(self, stopped: bool = False) -> None:
         path = self.cfg.status_file
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(self.status(stopped), indent=1, sort_keys=True))
-            os.replace(tmp, path)
+            write_json_atomic(path, self.status(stopped), sort_keys=True, mkdir=True)
         except OSError as exc:
             log.warning("cannot write status file %s: %s", path, exc)

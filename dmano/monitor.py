@@ -5,14 +5,24 @@ For every instance of the node configuration it reads the VNF's own counters fil
 ``pid``, ``rate_pps`` and ``updated``) and the CPU use of its process with psutil. An
 instance is *down* (withdrawn at once) when its counters file is missing or unreadable,
 when its process is gone, or when the file has not been updated for ``stale_s``.
+
+Every value read from the file is checked before use: ``pid`` a positive integer,
+``rate_pps`` a finite number in ``0..MAX_RATE_PPS`` (the 32-bit LOAD field of the LSA),
+``capacity`` (optional, overrides the configured one) a finite number in
+``1..MAX_CAPACITY`` (as in the node configuration), ``updated`` a finite time. A file
+with a bad value (NaN, Infinity, negative, too large, wrong type) makes the instance
+*down* with the reason; it is logged once per reason and counted (``bad_files``), and
+never stops the daemon.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -20,6 +30,27 @@ from dmano.config import InstanceConf
 from dmano.policy import Measurement
 
 log = logging.getLogger(__name__)
+
+MAX_RATE_PPS = 2**32 - 1  # the LSA's LOAD field is 32 bits
+MAX_CAPACITY = 10_000_000  # as the node configuration's capacity
+MAX_PID = 2**22  # the kernel's pid_max limit
+
+
+class BadCountersError(ValueError):
+    """A counters file holds a value the monitor cannot use."""
+
+
+def _finite(stats: dict[str, Any], key: str, lo: float, hi: float) -> float | None:
+    """``stats[key]`` as a float in [lo, hi]; None when absent; BadCountersError else."""
+    if key not in stats or stats[key] is None:
+        return None
+    value = stats[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadCountersError(f"{key}: expected a number, got {value!r}")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise BadCountersError(f"{key}: expected a finite number in {lo:g}..{hi:g}, "
+                               f"got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -36,6 +67,7 @@ class Monitor:
         self.stale_s = stale_s
         self._procs: dict[int, psutil.Process] = {}
         self._last_reason: dict[str, str] = {}
+        self.bad_files: dict[str, int] = {inst.name: 0 for inst in instances}
 
     def poll(self, now: float | None = None) -> dict[str, InstanceStatus]:
         now = time.time() if now is None else now
@@ -60,26 +92,30 @@ class Monitor:
             return down(f"no counters file {inst.stats} (VNF not started)")
         except (OSError, ValueError) as exc:
             return down(f"unreadable counters file {inst.stats}: {exc}")
-        if not isinstance(stats, dict):
-            return down(f"counters file {inst.stats} is not a JSON object")
-        pid = stats.get("pid")
-        if not isinstance(pid, int) or pid <= 0:
-            return down(f"counters file {inst.stats} has no pid")
+        try:
+            if not isinstance(stats, dict):
+                raise BadCountersError("not a JSON object")
+            pid = stats.get("pid")
+            if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < MAX_PID:
+                raise BadCountersError(f"pid: expected a process id, got {pid!r}")
+            updated = _finite(stats, "updated", 0, math.inf)
+            load = _finite(stats, "rate_pps", 0, MAX_RATE_PPS) or 0.0
+            capacity = _finite(stats, "capacity", 1, MAX_CAPACITY) or float(inst.capacity)
+        except BadCountersError as exc:
+            self.bad_files[inst.name] = self.bad_files.get(inst.name, 0) + 1
+            return down(f"bad counters file {inst.stats}: {exc}")
         proc = self._process(pid)
         if proc is None:
             return down(f"VNF process {pid} is gone")
-        updated = stats.get("updated")
-        if isinstance(updated, int | float) and now - updated > self.stale_s:
-            return down(f"counters not updated for {now - updated:.1f} s")
-        rate = stats.get("rate_pps", 0.0)
-        load = float(rate) if isinstance(rate, int | float) and rate >= 0 else 0.0
+        if updated is not None and now - updated > self.stale_s:
+            since = time.strftime("%H:%M:%S", time.localtime(updated))
+            return down(f"counters not updated since {since} (more than {self.stale_s:g} s)")
         try:
             cpu = proc.cpu_percent(None)
         except psutil.Error:
             return down(f"VNF process {pid} is gone")
-        capacity = stats.get("capacity") or inst.capacity
         return InstanceStatus(True, "", Measurement(
-            capacity=float(capacity), load=load, cpu_percent=cpu,
+            capacity=capacity, load=load, cpu_percent=cpu,
             configured_cost=inst.cost), pid)
 
     def _process(self, pid: int) -> psutil.Process | None:

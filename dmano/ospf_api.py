@@ -113,7 +113,10 @@ class OspfApiSession:
         # instance id -> (opaque id, body, monotonic time) of what ospfd accepted
         self.announced: dict[int, tuple[int, bytes, float]] = {}
         self.generation: dict[int, int] = {}  # instance id -> generation of its opaque ID
+        self.pending_withdrawals: dict[int, int] = {}  # instance id -> opaque id to delete
         self.connections = 0
+        self.failures = 0  # sessions that ended in an error
+        self.last_error = ""
         self.registered = False
         self._lock = asyncio.Lock()
 
@@ -128,20 +131,38 @@ class OspfApiSession:
         await self._push(instance_id)
 
     async def withdraw(self, instance_id: int) -> None:
+        """Delete the LSA of one local instance. A delete that fails (or cannot be sent
+        now) stays pending and is retried by :meth:`retry_pending`; the instance counts
+        as announced until ospfd has accepted the delete."""
         self.desired.pop(instance_id, None)
-        current = self.announced.pop(instance_id, None)
-        if current is None or not self.connected:
+        current = self.announced.get(instance_id)
+        if current is None:
+            return
+        self.pending_withdrawals[instance_id] = current[0]
+        await self._delete(instance_id)
+
+    async def _delete(self, instance_id: int) -> None:
+        opaque_id = self.pending_withdrawals.get(instance_id)
+        if opaque_id is None or not self.connected:
             return
         async with self._lock:
             try:
                 await self.client.delete_opaque_data(
-                    int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, current[0])
-                log.info("withdrew the LSA of instance %d", instance_id)
+                    int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, opaque_id)
             except self.oc.APIError as exc:
-                log.warning("withdrawing the LSA of instance %d failed: %s", instance_id, exc)
+                log.warning("withdrawing the LSA of instance %d failed: %s (will retry)",
+                            instance_id, exc)
+                return
+        self.pending_withdrawals.pop(instance_id, None)
+        if instance_id not in self.desired:
+            self.announced.pop(instance_id, None)
+        log.info("withdrew the LSA of instance %d", instance_id)
 
     async def retry_pending(self) -> None:
-        """Announce what ospfd refused so far (e.g. not ready before the first adjacency)."""
+        """Withdraw and announce what ospfd refused so far (e.g. not ready before the
+        first adjacency, or a delete that failed)."""
+        for instance_id in list(self.pending_withdrawals):
+            await self._delete(instance_id)
         for instance_id, body in list(self.desired.items()):
             current = self.announced.get(instance_id)
             if current is None or current[1] != body:
@@ -164,6 +185,7 @@ class OspfApiSession:
             previous = current[0]
             generation = (generation + 1) % (lsa.MAX_GENERATION + 1)
         opaque_id = lsa.make_opaque_id(instance_id, generation)
+        self.pending_withdrawals.pop(instance_id, None)  # announced again: not withdrawn
         async with self._lock:
             try:
                 if not self.registered:
@@ -185,7 +207,12 @@ class OspfApiSession:
 
     # -- connection --------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Connect, follow the LSDB, reconnect on loss; return when ``stop`` is set."""
+        """Connect, follow the LSDB, reconnect on loss; return when ``stop`` is set.
+
+        Every error of a session (an expected connection loss, or anything else: a bug
+        here or in ospfclient.py) ends that session only: it is logged, counted in
+        ``failures`` / ``last_error``, and a new session starts after a backoff.
+        Cancellation is never swallowed."""
         backoff = 0.25
         while not stop.is_set():
             try:
@@ -193,8 +220,13 @@ class OspfApiSession:
                 backoff = 0.25
             except (OSError, EOFError, asyncio.IncompleteReadError,
                     self.oc.APIError, self.oc.MsgTypeError, self.oc.SeqNumError) as exc:
+                self._failed(exc)
                 log.warning("OSPF API at %s:2607: %s; reconnecting in %.2f s",
-                            self.server, exc or type(exc).__name__, backoff)
+                            self.server, self.last_error, backoff)
+            except Exception as exc:
+                self._failed(exc)
+                log.exception("OSPF API session failed unexpectedly; reconnecting in "
+                              "%.2f s", backoff)
             finally:
                 await self._close()
             if stop.is_set():
@@ -203,6 +235,10 @@ class OspfApiSession:
                 await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(backoff * 2, 5.0)
 
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
     async def _session(self, stop: asyncio.Event) -> None:
         client = self.client_cls(self.server, wait_ready=False)
         self.client = client
@@ -210,7 +246,9 @@ class OspfApiSession:
         self.connections += 1
         log.info("connected to the OSPF API at %s:2607 (connection %d)",
                  self.server, self.connections)
-        self.announced.clear()
+        self.last_error = ""
+        self.announced.clear()  # ospfd flushed a lost client's LSAs
+        self.pending_withdrawals.clear()
         self.registered = False
         self.on_reset()
         reader = asyncio.ensure_future(client._handle_msg_loop())
@@ -228,15 +266,15 @@ class OspfApiSession:
                     raise exc
                 raise EOFError("the OSPF API server closed the connection")
         finally:
-            reader.cancel()
-            with contextlib.suppress(BaseException):
-                await reader
+            await _cancel_and_wait(reader)
 
     async def _close(self) -> None:
         client, self.client = self.client, None
         if client is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await client.close()
+            except Exception as exc:  # the connection is already broken
+                log.debug("closing the OSPF API client: %s", exc)
 
     def _lsa_changed(self, mt: int, ifaddr: int, aid: int, header: tuple, extra: bytes,
                      lsa: bytes) -> None:
@@ -250,3 +288,17 @@ class OspfApiSession:
                 self.on_update(lsa)
         except Exception:  # a bug must not kill the API session
             log.exception("handling an LSA notification failed")
+
+
+async def _cancel_and_wait(task: asyncio.Task) -> None:
+    """Cancel ``task`` and wait for it to end; its own error or cancellation is not ours
+    to raise, but the cancellation of the caller is propagated."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception as exc:
+        log.debug("OSPF API reader ended with %s", exc)

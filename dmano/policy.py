@@ -335,6 +335,31 @@ def shipped_policy(name: str) -> Path:
     return POLICY_DIR / f"{name}.yaml"
 
 
+def shipped_policy_names() -> list[str]:
+    return sorted(p.stem for p in POLICY_DIR.glob("*.yaml"))
+
+
+def resolve_policy(ref: str | Path, base: Path | None = None,
+                   where: str = "--policy") -> Path:
+    """A policy given as a shipped name (``static``) or as a file path, relative to
+    ``base`` (default: the current folder), as an absolute path that exists.
+
+    Raises :class:`ConfigError` naming ``where`` and the shipped names otherwise."""
+    text = str(ref)
+    if "/" not in text and not text.endswith((".yaml", ".yml")):
+        path = shipped_policy(text)
+        if path.is_file():
+            return path
+        raise ConfigError(f"{where}: unknown policy {text!r} (shipped: "
+                          f"{', '.join(shipped_policy_names())}; or give a .yaml file)")
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    if not path.is_file():
+        raise ConfigError(f"{where}: no policy file {path}")
+    return path.resolve()
+
+
 def load_policy(path: str | Path) -> Policy:
     """Load and check a policy file; raises :class:`ConfigError` naming file and line."""
     return policy_from_data(load_yaml(path), path)

@@ -45,12 +45,17 @@ def _terminate_on_signals() -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from dmano.policy import load_policy, resolve_policy
     from topologies.network import Network
 
     topo = load_topology(args.file)
+    policy = None
+    if args.policy is not None:
+        policy = resolve_policy(args.policy)  # a name, or a path from the current folder
+        load_policy(policy)  # a bad field fails here, naming file, line and field
     _terminate_on_signals()
     full = not args.bare
-    net = Network(topo, policy=args.policy, dmano=full, vnfs=full, connectors=full)
+    net = Network(topo, policy=policy, dmano=full, vnfs=full, connectors=full)
     try:
         t0 = time.monotonic()
         net.start(converge_timeout=args.timeout)
@@ -113,17 +118,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_down(args: argparse.Namespace) -> int:
+def choose_run(run_id: str | None) -> runstate.Registry:
+    """The run ``run_id``, or the only live run; several live runs: an error listing them."""
     runs = runstate.list_runs()
-    for reg in runs:
-        if reg.owner_alive() and reg.owner_pid != os.getpid():
-            log.info("asking run %s (PID %d) to stop", reg.run_id, reg.owner_pid)
-            os.kill(reg.owner_pid, signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            while reg.owner_alive() and time.monotonic() < deadline:
-                time.sleep(0.2)
-    cleaned = runstate.clean(include_live=True)
-    print(f"stopped {len(runs)} run(s); cleaned {len(cleaned)}")
+    if run_id is not None:
+        for reg in runs:
+            if reg.run_id == run_id:
+                return reg
+        known = ", ".join(r.run_id for r in runs) or "none"
+        raise SystemExit(f"error: no run {run_id!r} (runs: {known})")
+    live = [r for r in runs if r.owner_alive()]
+    if not live:
+        left = ", ".join(r.run_id for r in runs)
+        raise SystemExit("error: no running topology" + (
+            f" (left behind: {left}; make clean removes them)" if left else ""))
+    if len(live) > 1:
+        ids = "\n".join(f"  {r.run_id}: {r.topology} (PID {r.owner_pid})" for r in live)
+        raise SystemExit(f"error: {len(live)} runs are up; say which one "
+                         f"(python -m topologies down RUN_ID):\n{ids}")
+    return live[0]
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    reg = choose_run(args.run_id)
+    if reg.owner_alive() and reg.owner_pid != os.getpid():
+        log.info("asking run %s (PID %d) to stop", reg.run_id, reg.owner_pid)
+        os.kill(reg.owner_pid, signal.SIGTERM)
+        deadline = time.monotonic() + args.timeout
+        while reg.owner_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if reg.owner_alive():
+            log.warning("run %s did not stop within %.0f s: cleaning it anyway",
+                        reg.run_id, args.timeout)
+    if reg.folder.exists():  # its builder cleans on SIGTERM; what is left goes here
+        runstate.clean_run(reg)
+    print(f"stopped run {reg.run_id}")
     return 0
 
 
@@ -190,14 +219,19 @@ def parser() -> argparse.ArgumentParser:
                     help="seconds to wait for OSPF convergence (default 30 + 2/node)")
     up.add_argument("--bare", action="store_true",
                     help="routers, hosts and namespaces only: no connectors, VNFs, D-MANOs")
-    up.add_argument("--policy", type=Path, default=None,
-                    help="D-MANO policy file (default: the paper's, dmano/policies/)")
+    up.add_argument("--policy", default=None, metavar="NAME|FILE",
+                    help="D-MANO policy: a shipped name (paper, inverse-cost, static) or "
+                         "a policy file (default: paper)")
     up.set_defaults(func=cmd_up)
     dm = sub.add_parser("demo", help="bring up, show convergence and a ping, tear down")
     dm.add_argument("file", type=Path)
     dm.set_defaults(func=cmd_demo)
-    sub.add_parser("down", help="stop every running topology and clean up").set_defaults(
-        func=cmd_down)
+    dn = sub.add_parser("down", help="stop a running topology and clean up")
+    dn.add_argument("run_id", nargs="?", default=None,
+                    help="run id (python -m topologies status); default: the only live run")
+    dn.add_argument("--timeout", type=float, default=60,
+                    help="seconds to wait for the run to stop before cleaning it")
+    dn.set_defaults(func=cmd_down)
     cl = sub.add_parser("clean", help="remove everything earlier runs left behind")
     cl.add_argument("--force", action="store_true", help="also runs whose builder still runs")
     cl.set_defaults(func=cmd_clean)

@@ -37,9 +37,11 @@ from mininet.net import Mininet
 from mininet.node import Node
 
 from connector_p4 import bmv2_build, bmv2_target
-from dmano.policy import shipped_policy
+from dmano.policy import load_policy, shipped_policy
+from dmano.procutil import ProcessDiedError, terminate, wait_for_path
 from topologies import addressing as addr
-from topologies import frr
+from topologies import frr, health
+from topologies.health import tail as _tail
 from topologies.nodeconf import vnf_stats_path, write_node_config
 from topologies.readiness import wait_converged
 from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new_run
@@ -54,6 +56,8 @@ def offloads_off(dev: str) -> str:
     """Full packets on a port: AF_PACKET VNFs and NSH encapsulation need real checksums
     and no GSO/GRO super-packets (DESIGN §7)."""
     return f"ethtool -K {dev} tx off tso off gso off gro off"
+
+
 DEFAULT_POLICY = shipped_policy("paper")
 
 
@@ -127,6 +131,7 @@ class Network:
         self.with_vnfs = vnfs
         self.with_connectors = connectors
         self.processes: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}  # process name -> its log file
         self.registry: Registry | None = None
         self.net: Any = None
         self.routers: dict[str, RouterHandle] = {}
@@ -147,8 +152,11 @@ class Network:
         assert self.registry is not None
         return self.registry.folder
 
-    def start(self, converge_timeout: float | None = None) -> None:
+    def start(self, converge_timeout: float | None = None,
+              ready_timeout: float = health.DEFAULT_TIMEOUT_S) -> None:
         check_host()
+        if self.with_dmano:
+            load_policy(self.policy)  # a bad policy file fails before anything exists
         if self.with_connectors and self.bmv2:
             self._bmv2_toolchain()  # before any namespace exists
         self.registry = new_run(str(self.topo.path))
@@ -171,9 +179,34 @@ class Network:
             if self.with_dmano:
                 for n in self.topo.nodes:
                     self.start_dmano(n.name)
+            self.wait_ready(ready_timeout)
         except BaseException:
             self.stop()
             raise
+
+    def probes(self) -> list[health.Probe]:
+        """A readiness probe for every process this network started and still runs."""
+        out = []
+        for name, proc in self.processes.items():
+            kind, _, what = name.partition("-")
+            if kind == "vnf":
+                ready = health.vnf_ready(vnf_stats_path(self.run_folder, what), proc.pid)
+            elif kind == "dmano":
+                ready = health.dmano_ready(self.run_folder / f"r{what}" / "dmano.json",
+                                           proc.pid)
+            elif kind == "connector":
+                ready = health.p4runtime_ready(self.p4rt_socket(what))
+            else:
+                continue
+            out.append(health.Probe(name, proc, self.logs[name], ready))
+        return out
+
+    def wait_ready(self, timeout: float = health.DEFAULT_TIMEOUT_S) -> float:
+        """Every started process alive and ready (topologies.health), or BringUpError
+        naming the process with the last lines of its log."""
+        took = health.wait_ready(self.probes(), timeout)
+        log.info("%d processes ready in %.2f s", len(self.processes), took)
+        return took
 
     def wait_converged(self, timeout: float | None = None) -> float:
         if timeout is None:
@@ -379,6 +412,7 @@ class Network:
                                     stdin=subprocess.DEVNULL, cwd=str(self.run_folder),
                                     start_new_session=True)
         self.processes[name] = proc
+        self.logs[name] = logfile
         self.registry.add_process(proc.pid, name)
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10) -> int | None:
@@ -386,14 +420,7 @@ class Network:
         proc = self.processes.pop(name, None)
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return terminate(proc, timeout, sig)
 
     def start_vnf(self, name: str) -> None:
         """Start the VNF process of an instance in its namespace (python -m vnf)."""
@@ -451,12 +478,16 @@ class Network:
 
     def _wait_socket(self, name: str, sock: Path, logfile: Path, timeout: float) -> None:
         """Wait for a connector's P4Runtime socket; fail with its log if it dies first."""
-        deadline = time.monotonic() + timeout
-        while not sock.exists():
-            if self.processes[name].poll() is not None or time.monotonic() > deadline:
-                raise BuildError(f"{name} did not start (no {sock.name} within "
-                                 f"{timeout:.0f} s); its log ({logfile}):\n{_tail(logfile)}")
-            time.sleep(0.05)
+        proc = self.processes[name]
+        try:
+            wait_for_path(sock, timeout, alive=lambda: proc.poll() is None, what=name)
+        except ProcessDiedError:
+            raise health.died(health.Probe(name, proc, logfile, lambda: None),
+                              "before it opened its P4Runtime socket") from None
+        except TimeoutError:
+            raise BuildError(f"{name} did not start (no {sock.name} within "
+                             f"{timeout:.0f} s); its log ({logfile}):\n{_tail(logfile)}"
+                             ) from None
 
     def _bmv2_toolchain(self) -> tuple[bmv2_build.Tools, bmv2_build.Artifacts]:
         """The BMv2 tools and compiled connector.p4, looked up and built once per run."""
@@ -509,10 +540,3 @@ class Network:
             return json.loads((self.run_folder / f"r{node}" / "dmano.json").read_text())
         except (OSError, ValueError):
             return None
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

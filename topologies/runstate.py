@@ -40,19 +40,33 @@ NS_PREFIX = "dsfc-"
 CRASHLOG_ROOT = Path("/var/tmp/frr")
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Start time of a process in clock ticks since boot (/proc/PID/stat field 22)."""
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (field 3, the state, first)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    rest = stat[stat.rfind(")") + 2:].split()
-    return int(rest[19])
+    return stat[stat.rfind(")") + 2:].split()
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (/proc/PID/stat field 22)."""
+    rest = _stat(pid)
+    return int(rest[19]) if rest else None
+
+
+DEAD_STATES = ("Z", "X", "x")  # zombie (exited, not reaped yet), dead
 
 
 def alive(pid: int, start_time: int | None) -> bool:
-    st = proc_start_time(pid)
-    return st is not None and (start_time is None or st == start_time)
+    """The process ``pid`` (started at ``start_time``, if given) still runs.
+
+    A zombie is dead: it has exited and only waits for its parent (or PID 1, which
+    reaps orphans slowly on these machines) to collect its exit status."""
+    rest = _stat(pid)
+    if rest is None or rest[0] in DEAD_STATES:
+        return False
+    return start_time is None or int(rest[19]) == start_time
 
 
 @dataclass
@@ -172,28 +186,41 @@ def end_processes(pids: list[int], grace_s: float = 3.0) -> list[tuple[int, str]
             os.kill(p, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
+        _reap(pids)
         if not any(alive(p, starts[p]) for p in pids):
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     for p in pids:
         if alive(p, starts[p]):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
-    for p in pids:  # reap if they are our children
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(p, os.WNOHANG)
+    deadline = time.monotonic() + grace_s  # SIGKILL is not instant for a busy process
+    while any(alive(p, starts[p]) for p in pids) and time.monotonic() < deadline:
+        _reap(pids)
+        time.sleep(0.02)
+    _reap(pids)
     return ended
 
 
-def remove_namespace(ns: str) -> list[tuple[int, str]]:
-    """End every process in our namespace ``ns``, then delete it (and its veths)."""
+def _reap(pids: list[int]) -> None:
+    """Collect the exit status of those of ``pids`` that are our own children."""
+    for p in pids:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(p, os.WNOHANG)
+
+
+def remove_namespaces(names: list[str]) -> list[tuple[int, str]]:
+    """End every process in our namespaces ``names`` (all of them together: one grace
+    period, not one per namespace), then delete them (and their veths)."""
     ended: list[tuple[int, str]] = []
-    if (NETNS_DIR / ns).exists():
-        for _ in range(3):  # a dying process may have forked
-            pids = [p for p in namespace_pids(ns) if p != os.getpid()]
-            if not pids:
-                break
-            ended += end_processes(pids)
+    present = [ns for ns in dict.fromkeys(names) if (NETNS_DIR / ns).exists()]
+    for _ in range(3):  # a dying process may have forked
+        pids = sorted({p for ns in present for p in namespace_pids(ns)
+                       if p != os.getpid() and alive(p, None)})
+        if not pids:
+            break
+        ended += end_processes(pids)
+    for ns in present:
         proc = _ip("netns", "del", ns)
         if proc.returncode != 0 and (NETNS_DIR / ns).exists():
             log.warning("could not delete namespace %s: %s", ns, proc.stderr.strip())
@@ -204,12 +231,11 @@ def clean_run(reg: Registry) -> None:
     log.info("cleaning run %s (%s)", reg.run_id, reg.topology or "unknown topology")
     procs = [p for p in reg.processes if alive(p["pid"], p.get("start"))]
     ended = end_processes([p["pid"] for p in procs])
-    for ns in reg.namespaces:
-        ended += remove_namespace(ns)
-    # namespaces of this run that the registry may have missed (crash mid-write)
+    # with the namespaces of this run that the registry may have missed (crash mid-write)
+    names = list(reg.namespaces)
     if NETNS_DIR.is_dir():
-        for ns_path in NETNS_DIR.glob(f"{NS_PREFIX}{reg.run_id}-*"):
-            ended += remove_namespace(ns_path.name)
+        names += [p.name for p in NETNS_DIR.glob(f"{NS_PREFIX}{reg.run_id}-*")]
+    ended += remove_namespaces(names)
     for pid, comm in ended:
         if comm in ("zebra", "ospfd", "staticd"):
             remove_crashlog_dir(comm, pid)
