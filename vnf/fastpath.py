@@ -72,9 +72,14 @@ Inspector = Callable[[bytearray, int, int], int]
 class Service(Protocol):
     """What the processor needs from a service (implementations in :mod:`vnf.services`)."""
 
-    name: str
-    #: ``inspect(buf, off, length) -> FORWARD | drop reason``, or None for "accept all"
-    inspect: Inspector | None
+    # read-only members: a service may define them as class attributes or as a method
+    @property
+    def name(self) -> str:
+        """The service's name, as in ``--service``."""
+
+    @property
+    def inspect(self) -> Inspector | None:
+        """``inspect(buf, off, length) -> FORWARD | drop reason``, or None: accept all."""
 
     def tick(self, now: float, flows: dict[int, int]) -> None:
         """Called about every stats period with the monotonic time and the flow table."""
