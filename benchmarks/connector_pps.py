@@ -32,6 +32,8 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+from dmano.macaddr import format_mac
+from dmano.procutil import ProcessDiedError, popen_alive, terminate, wait_for_path
 from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new_run
 
 WINDOW_S = 3.0
@@ -68,7 +70,9 @@ def veth(a: str, ia: str, b: str, ib: str) -> None:
 
 
 def mac(netns: str, iface: str) -> str:
-    return json.loads(sh("ip", "-n", netns, "-j", "link", "show", iface))[0]["address"]
+    """The interface's MAC address, in the canonical text form."""
+    link = json.loads(sh("ip", "-n", netns, "-j", "link", "show", iface))[0]
+    return format_mac(link["address"])
 
 
 def rx_packets(netns: str, iface: str) -> int:
@@ -103,35 +107,23 @@ def measure(gen: str, dev: str, conf: Path, count_ns: str, count_if: str,
             time.sleep(WINDOW_S)
             c1, t1 = rx_packets(count_ns, count_if), time.monotonic()
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, grace_s=10, sig=signal.SIGINT)
         rates.append((c1 - c0) / (t1 - t0))
     return statistics.median(rates)
 
 
 def stop_all(procs: list[subprocess.Popen]) -> None:
     for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        terminate(p, grace_s=10)
 
 
 def wait_socket(sock: Path, proc: subprocess.Popen, logfile: Path,
                 timeout: float = 30) -> None:
     """Wait for a P4Runtime server's unix socket; fail with its log if it dies first."""
-    deadline = time.monotonic() + timeout
-    while not sock.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{sock} did not appear; {logfile}:\n{logfile.read_text()}")
-        time.sleep(0.05)
+    try:
+        wait_for_path(sock, timeout, alive=popen_alive(proc), what=logfile.stem)
+    except (ProcessDiedError, TimeoutError) as exc:
+        raise RuntimeError(f"{exc}; {logfile}:\n{logfile.read_text()}") from None
 
 
 def program_connector(sock: Path, sink_mac: str, out_mac: str) -> tuple[Any, Any]:

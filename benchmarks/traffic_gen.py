@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dmano.procutil import terminate
 from scenarios.traffic.gen import Generator, raise_fd_limit
 from scenarios.traffic.plan import plan_from_mapping
 
@@ -56,12 +56,10 @@ def run_case(flows: int, rate: float, tmp: Path) -> dict[str, Any]:
         gen = Generator(plan, keep_records=True, status_interval=0)
         g = gen.run()
         time.sleep(0.3)
-        sink.send_signal(signal.SIGTERM)
-        sink.wait(timeout=20)
     finally:
-        if sink.poll() is None:
-            sink.kill()
-            sink.wait()
+        rc = terminate(sink, grace_s=20)  # the sink writes its summary on SIGTERM
+    if rc != 0:
+        raise RuntimeError(f"the sink exited with status {rc} (negative: killed by that signal)")
     s = json.loads(summary_path.read_text())
     recs = [r for r in gen.records if r["status"] == "complete"]
     rate_err = max((abs(r["achieved_pps"] / rate - 1) for r in recs if r["achieved_pps"]),

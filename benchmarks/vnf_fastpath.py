@@ -17,13 +17,15 @@ import struct
 import time
 from collections.abc import Callable
 
+from dmano.macaddr import parse_mac
 from vnf.fastpath import Processor
 from vnf.packetio import MmsgIO, SimpleIO, mmsg_available
 from vnf.services import Firewall, Ids, Passthrough, parse_rule
 
 FRAMES = 200_000
 STRIDE = 128
-MAC = bytes.fromhex("020000000001")
+MAC = parse_mac("02:00:00:00:00:01")  # the VNF's
+PEER_MAC = parse_mac("02:00:00:00:00:ff")  # the connector's: the frames' source
 REPEAT = 3
 
 
@@ -37,7 +39,7 @@ def frame(flow: int, *, ethertype: int = 0x894F, dport: int = 5001) -> bytes:
                      dst_ip) + udp
     ctx1 = (flow * 2654435761) & 0xFFFFFFFF
     nsh = struct.pack("!BBBBII12x", 0x0F, 0xC6, 0x01, 0x01, (1 << 8) | 255, ctx1)
-    eth = bytes.fromhex("020000000001") + bytes.fromhex("0200000000ff")
+    eth = MAC + PEER_MAC
     return eth + struct.pack("!H", ethertype) + nsh + ip
 
 

@@ -45,6 +45,7 @@ import struct
 from collections import Counter
 from collections.abc import Iterator
 from ipaddress import IPv4Address
+from typing import ClassVar
 
 from dmano.model import InstanceState, VnfAnnouncement
 
@@ -128,19 +129,27 @@ REASONS: frozenset[str] = frozenset(
 """Every ``reason`` an :class:`LsaDecodeError` can carry."""
 
 
-class LsaDecodeError(ValueError):
-    """A VNF-announcement body is malformed.
+class MalformedError(ValueError):
+    """Malformed input (base of :class:`LsaDecodeError` and ``lsdb.LsaParseError``).
 
-    ``reason`` is a short code from :data:`REASONS` (stable, usable as a counter key);
-    ``detail`` says what exactly was wrong, for the log.
+    ``reason`` is a short code from the subclass's :attr:`reasons` (stable, usable as a
+    :class:`DecodeStats` counter key); ``detail`` says what exactly was wrong, for the log.
     """
 
+    reasons: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(self, reason: str, detail: str):
-        if reason not in REASONS:  # pragma: no cover - programming error
-            raise AssertionError(f"unknown LsaDecodeError reason {reason!r}")
+        if reason not in self.reasons:  # a programming error
+            raise AssertionError(f"unknown {type(self).__name__} reason {reason!r}")
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
+
+
+class LsaDecodeError(MalformedError):
+    """A VNF-announcement body is malformed; ``reason`` is a code from :data:`REASONS`."""
+
+    reasons = REASONS
 
 
 def _tlv(tlv_type: int, value: bytes) -> bytes:

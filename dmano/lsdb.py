@@ -65,15 +65,10 @@ PARSE_REASONS: frozenset[str] = frozenset(
 :class:`~dmano.lsa.DecodeStats` can count both)."""
 
 
-class LsaParseError(ValueError):
-    """A raw LSA is malformed. ``reason`` is a code from :data:`PARSE_REASONS`."""
+class LsaParseError(lsa.MalformedError):
+    """A raw LSA is malformed; ``reason`` is a code from :data:`PARSE_REASONS`."""
 
-    def __init__(self, reason: str, detail: str):
-        if reason not in PARSE_REASONS:  # pragma: no cover - programming error
-            raise AssertionError(f"unknown LsaParseError reason {reason!r}")
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
+    reasons = PARSE_REASONS
 
 
 @dataclass(frozen=True)

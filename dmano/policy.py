@@ -125,7 +125,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from dmano import wcmp
 from dmano.yamlconf import ConfigError, Fields, load_yaml
@@ -492,8 +492,21 @@ def fixed_point_shares(policy: Policy, network_costs: Sequence[float],
                        iterations, converged)
 
 
+class SectionViSetup(TypedDict):
+    """The paper's Section VI scenario, as :data:`SECTION_VI` gives it."""
+
+    network_costs: dict[str, int]  # instance node -> network cost from the ingress A
+    capacity: int  # of every instance, units/s
+    initial_cost: int  # the VNF cost announced before any load
+    flows_per_s: int
+    flow_duration_s: int
+    units_per_flow: int
+    phases: dict[str, tuple[str, ...]]  # phase -> nodes with an instance
+    paper_shares: dict[str, dict[str, float]]  # phase -> node -> share the paper reports
+
+
 # The paper's Section VI setup (see the module docstring).
-SECTION_VI = {
+SECTION_VI: SectionViSetup = {
     "network_costs": {"B": 160, "C": 160, "D": 30},
     "capacity": 150,
     "initial_cost": 150,
@@ -524,7 +537,7 @@ def section_vi_prediction(policy: Policy, integer: bool = False
 __all__ = [
     "COST_FUNCTIONS", "PAPER_POLICY", "POLICY_DIR", "SECTION_VI", "WEIGHT_FUNCTIONS",
     "ConfigError", "CostFunction", "Equilibrium", "Hysteresis", "InverseCost",
-    "Measurement", "Policy", "ProportionalCost", "RemainingCapacityCost", "StaticCost",
-    "UtilisationCost", "WeightFunction", "fixed_point_shares", "load_policy",
+    "Measurement", "Policy", "ProportionalCost", "RemainingCapacityCost", "SectionViSetup",
+    "StaticCost", "UtilisationCost", "WeightFunction", "fixed_point_shares", "load_policy",
     "policy_from_data", "section_vi_prediction", "shipped_policy",
 ]

@@ -12,6 +12,7 @@ key), sequences as :class:`YamlList` (a ``list`` that remembers the line of each
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -171,8 +172,10 @@ class Fields:
     def raw(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, default)
 
-    def str(self, key: str, default: Any = _MISSING, pattern: str | None = None,
-            hint: str = "") -> Any:
+    # str, int and list below are methods: in the signatures after them, the builtin
+    # types are spelled builtins.str, builtins.int and builtins.list
+    def str(self, key: builtins.str, default: Any = _MISSING,
+            pattern: builtins.str | None = None, hint: builtins.str = "") -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -186,14 +189,14 @@ class Fields:
                                       f"got {value!r}")
         return value
 
-    def int(self, key: str, default: Any = _MISSING, lo: int | None = None,
-            hi: int | None = None) -> Any:
+    def int(self, key: builtins.str, default: Any = _MISSING,
+            lo: builtins.int | None = None, hi: builtins.int | None = None) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
         return check_int(value, lo, hi, lambda msg: self.error(key, msg))
 
-    def number(self, key: str, default: Any = _MISSING, lo: float | None = None,
+    def number(self, key: builtins.str, default: Any = _MISSING, lo: float | None = None,
                hi: float | None = None, lo_open: bool = False) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
@@ -207,20 +210,21 @@ class Fields:
             raise self.error(key, f"expected a number <= {hi}, got {value}")
         return float(value)
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if not isinstance(value, bool):
             raise self.error(key, f"expected true or false, got {_describe(value)}")
         return value
 
-    def choice(self, key: str, choices: Iterable[str], default: Any = _MISSING) -> Any:
+    def choice(self, key: builtins.str, choices: Iterable[builtins.str],
+               default: Any = _MISSING) -> Any:
         choices = list(choices)
         value = self._get(key, default)
         if value not in choices:
             raise self.error(key, f"expected one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def ipv4(self, key: str, default: Any = _MISSING) -> Any:
+    def ipv4(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -230,7 +234,7 @@ class Fields:
             raise self.error(key, f"expected an IPv4 address like 10.254.1.1, "
                                   f"got {value!r}") from None
 
-    def ipv4_net(self, key: str, default: Any = _MISSING) -> Any:
+    def ipv4_net(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -240,7 +244,7 @@ class Fields:
             raise self.error(key, f"expected an IPv4 prefix like 10.1.100.0/24, "
                                   f"got {value!r}") from None
 
-    def port_range(self, key: str) -> tuple[int, int] | None:
+    def port_range(self, key: builtins.str) -> tuple[builtins.int, builtins.int] | None:
         """Optional port (``5000``) or inclusive range (``"5000-5999"``)."""
         value = self._get(key, None)
         if value is None:
@@ -255,7 +259,7 @@ class Fields:
         raise self.error(key, f"expected a port 0..65535 or a range like 1000-2000, "
                               f"got {value!r}")
 
-    def mapping(self, key: str, default: Any = _MISSING) -> Any:
+    def mapping(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -263,7 +267,8 @@ class Fields:
             raise self.error(key, f"expected a mapping, got {_describe(value)}")
         return value
 
-    def list(self, key: str, default: Any = _MISSING, min_len: int = 0) -> Any:
+    def list(self, key: builtins.str, default: Any = _MISSING,
+             min_len: builtins.int = 0) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -273,8 +278,8 @@ class Fields:
             raise self.error(key, f"expected at least {min_len} item(s), got {len(value)}")
         return value
 
-    def items(self, key: str, reader: Callable[[Fields], T], default: Any = _MISSING,
-              min_len: int = 0) -> list[T]:
+    def items(self, key: builtins.str, reader: Callable[[Fields], T],
+              default: Any = _MISSING, min_len: builtins.int = 0) -> builtins.list[T]:
         """Read a list of mappings, each through ``reader(Fields)``."""
         seq = self.list(key, default, min_len)
         if seq is default and default is not _MISSING:

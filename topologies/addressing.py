@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from dmano.macaddr import format_mac
 from topologies.spec import HostSpec, LinkSpec, Topology
 
 MAX_LINKS = 64 * 256
@@ -88,9 +89,15 @@ def mac(node_index: int, kind: int, sub: int = 0, side: int = 1) -> str:
     kind 1: VNF link ``sub`` = instance id (side 1 VNF ``eth0``, side 2 connector port);
     kind 2: host links: ``sub`` 0 is the router's ``hosts`` interface (side 1) and the
     connector's ``rtrh`` (side 2); ``sub`` k >= 1 is the node's k-th host (side 1 its
-    ``eth0``, side 2 the connector's ``h-<host>``).
+    ``eth0``, side 2 the connector's ``h-<host>``). Each part must fit one byte
+    (ValueError otherwise).
     """
-    return f"02:dc:{node_index:02x}:{kind:02x}:{sub:02x}:{side:02x}"
+    try:
+        raw = bytes((0x02, 0xDC, node_index, kind, sub, side))
+    except ValueError:
+        raise ValueError(f"MAC parts must be 0..255, got node {node_index}, kind {kind}, "
+                         f"sub {sub}, side {side}") from None
+    return format_mac(raw)
 
 
 VNF_PORT_BASE = 16  # P4 port of a node's first VNF (see connector_p4/PIPELINE.md)

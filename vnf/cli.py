@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from dmano.macaddr import format_mac
 from dmano.yamlconf import ConfigError
 from vnf.config import VnfConfig, parse_args
 from vnf.fastpath import Processor
 from vnf.packetio import PacketIO, make_io, open_packet_socket
 from vnf.services import Firewall, Ids, Passthrough, make_service
-from vnf.stats import StatsWriter, format_mac
+from vnf.stats import StatsWriter
 
 log = logging.getLogger("vnf")
 

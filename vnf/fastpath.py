@@ -37,6 +37,8 @@ from collections.abc import Callable
 from struct import Struct
 from typing import Protocol
 
+from dmano.macaddr import parse_mac
+
 ETH_P_NSH = 0x894F
 ETH_HLEN = 14
 NSH_MD1_LEN = 24  # base 4 + service path 4 + 4 x 4 context
@@ -70,9 +72,14 @@ Inspector = Callable[[bytearray, int, int], int]
 class Service(Protocol):
     """What the processor needs from a service (implementations in :mod:`vnf.services`)."""
 
-    name: str
-    #: ``inspect(buf, off, length) -> FORWARD | drop reason``, or None for "accept all"
-    inspect: Inspector | None
+    # read-only members: a service may define them as class attributes or as a method
+    @property
+    def name(self) -> str:
+        """The service's name, as in ``--service``."""
+
+    @property
+    def inspect(self) -> Inspector | None:
+        """``inspect(buf, off, length) -> FORWARD | drop reason``, or None: accept all."""
 
     def tick(self, now: float, flows: dict[int, int]) -> None:
         """Called about every stats period with the monotonic time and the flow table."""
@@ -87,16 +94,14 @@ class Processor:
     ``clock`` (monotonic seconds) is only read when a capacity is set; tests inject one.
     """
 
-    def __init__(self, mac: bytes, service: Service, *, capacity: float | None = None,
+    def __init__(self, mac: bytes | str, service: Service, *, capacity: float | None = None,
                  burst: float | None = None, work_us: float = 0.0, flows_max: int = 4096,
                  clock: Callable[[], float] = time.monotonic):
-        if len(mac) != 6:
-            raise ValueError(f"MAC must be 6 bytes, got {len(mac)}")
         if capacity is not None and capacity <= 0:
             raise ValueError(f"capacity must be > 0 packets/s, got {capacity}")
         if flows_max < 1:
             raise ValueError(f"flows_max must be >= 1, got {flows_max}")
-        self.mac = bytes(mac)
+        self.mac = parse_mac(mac)  # 6 bytes (or text); ValueError otherwise
         self.service = service
         self.capacity = capacity
         self.burst = float(burst) if burst is not None else default_burst(capacity)

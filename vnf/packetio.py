@@ -27,7 +27,7 @@ import os
 import socket
 import struct
 import time
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from vnf.fastpath import ETH_P_NSH, FORWARD, TOO_BIG, TX_ERROR, Processor
 
@@ -166,7 +166,18 @@ def mmsg_available() -> bool:
     return _MMSG is not None
 
 
-def _ctypes_words(obj: Any, fmt: str) -> memoryview:
+def _size_t_format() -> Literal["I", "L", "Q"]:
+    """The native struct format of ``size_t`` (what ``"N"`` means, spelled in a way
+    typeshed's ``memoryview.cast`` overloads know)."""
+    size = ctypes.sizeof(ctypes.c_size_t)
+    if size == ctypes.sizeof(ctypes.c_uint):
+        return "I"
+    if size == ctypes.sizeof(ctypes.c_ulong):
+        return "L"
+    return "Q"
+
+
+def _ctypes_words(obj: Any, fmt: Literal["I", "L", "Q"]) -> memoryview[int]:
     return memoryview(obj).cast("B").cast(fmt)
 
 
@@ -206,7 +217,7 @@ class MmsgIO:
         self._rx_addr = ctypes.addressof(self._rx)
         self._tx_addr = ctypes.addressof(self._tx)
         self._rx_words = _ctypes_words(self._rx, "I")
-        self._tx_iov_words = _ctypes_words(self._tx_iov, "N")
+        self._tx_iov_words = _ctypes_words(self._tx_iov, _size_t_format())
         self._lens = [0] * batch
 
     def close(self) -> None:
@@ -313,13 +324,14 @@ class SimpleIO:
         return count
 
 
-def make_io(kind: str, sock: socket.socket, processor: Processor, **kwargs: object) -> PacketIO:
+def make_io(kind: str, sock: socket.socket, processor: Processor, *,
+            batch: int = DEFAULT_BATCH, slot: int = DEFAULT_SLOT,
+            timeout: float = DEFAULT_TIMEOUT) -> PacketIO:
     """``mmsg`` (falls back to ``simple`` with a warning when unavailable) or ``simple``."""
+    if kind not in ("mmsg", "simple"):
+        raise ValueError(f"unknown I/O kind {kind!r} (known: mmsg, simple)")
     if kind == "mmsg":
         if mmsg_available():
-            return MmsgIO(sock, processor, **kwargs)  # type: ignore[arg-type]
+            return MmsgIO(sock, processor, batch=batch, slot=slot, timeout=timeout)
         log.warning("recvmmsg/sendmmsg not available; using one recv/send per frame")
-        return SimpleIO(sock, processor, **kwargs)  # type: ignore[arg-type]
-    if kind == "simple":
-        return SimpleIO(sock, processor, **kwargs)  # type: ignore[arg-type]
-    raise ValueError(f"unknown I/O kind {kind!r} (known: mmsg, simple)")
+    return SimpleIO(sock, processor, batch=batch, slot=slot, timeout=timeout)

@@ -45,7 +45,6 @@ Format (``format`` 1; new keys may be added, existing ones keep their meaning)::
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import deque
@@ -53,27 +52,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dmano.atomicfile import write_json_atomic
+from dmano.macaddr import format_mac
 from vnf.fastpath import Processor
 
 FORMAT = 1
 RATE_WINDOW_S = 1.0
-
-
-def format_mac(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
-
-
-def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to ``path`` via a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class RateMeter:
@@ -162,6 +146,6 @@ class StatsWriter:
 
     def write(self) -> dict[str, Any]:
         data = self.snapshot()
-        write_atomic(self.path, data)
+        write_json_atomic(self.path, data, indent=None)  # compact, one line
         self.writes += 1
         return data

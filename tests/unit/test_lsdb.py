@@ -320,13 +320,18 @@ def test_build_opaque_lsa() -> None:
 PARSERS = [parse_lsa_header, parse_router_lsa, parse_network_lsa]
 
 
-@given(st.binary(max_size=120))
-def test_random_bytes_only_raise_parse_error(data: bytes) -> None:
+def assert_only_parse_errors(data: bytes) -> None:
+    """Every parser either parses ``data`` or raises LsaParseError with a known reason."""
     for parser in PARSERS:
         try:
             parser(data)
         except LsaParseError as exc:
             assert exc.reason in PARSE_REASONS
+
+
+@given(st.binary(max_size=120))
+def test_random_bytes_only_raise_parse_error(data: bytes) -> None:
+    assert_only_parse_errors(data)
 
 
 @st.composite
@@ -345,15 +350,22 @@ def mangled_lsas(draw: st.DrawFn) -> bytes:
 
 @given(mangled_lsas())
 def test_mangled_lsas_only_raise_parse_error(data: bytes) -> None:
-    for parser in PARSERS:
-        try:
-            parser(data)
-        except LsaParseError as exc:
-            assert exc.reason in PARSE_REASONS
+    assert_only_parse_errors(data)
 
 
 def test_reason_sets_are_disjoint() -> None:
     assert not PARSE_REASONS & lsa.REASONS
+
+
+def test_parse_and_decode_errors_share_one_base() -> None:
+    exc = LsaParseError("too_short", "3 bytes")
+    assert isinstance(exc, lsa.MalformedError) and isinstance(exc, ValueError)
+    assert (exc.reason, exc.detail, str(exc)) == ("too_short", "3 bytes", "too_short: 3 bytes")
+    assert issubclass(lsa.LsaDecodeError, lsa.MalformedError)
+    with pytest.raises(AssertionError, match="unknown LsaParseError reason"):
+        LsaParseError("truncated", "a decode reason, not a parse reason")
+    with pytest.raises(AssertionError, match="unknown LsaDecodeError reason"):
+        lsa.LsaDecodeError("too_short", "a parse reason, not a decode reason")
 
 
 # --------------------------------------------------------------------------- mirror

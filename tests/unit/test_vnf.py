@@ -22,6 +22,7 @@ from scapy.all import IP, TCP, UDP, Ether, Raw, load_contrib
 load_contrib("nsh")
 from scapy.contrib.nsh import NSH  # noqa: E402
 
+from dmano.atomicfile import write_json_atomic as write_atomic  # noqa: E402
 from dmano.yamlconf import ConfigError  # noqa: E402
 from vnf import cli, fastpath, packetio  # noqa: E402
 from vnf.config import parse_args  # noqa: E402
@@ -35,7 +36,7 @@ from vnf.services import (  # noqa: E402
     make_service,
     parse_rule,
 )
-from vnf.stats import StatsWriter, write_atomic  # noqa: E402
+from vnf.stats import StatsWriter  # noqa: E402
 
 VNF_MAC = "02:00:00:00:00:aa"
 CONN_MAC = "02:00:00:00:00:cc"
