@@ -27,11 +27,9 @@ log = logging.getLogger("dmano")
 
 def run(config: Path, verbose: bool) -> int:
     from dmano.connector_client import make_writer
-    from dmano.daemon import Dmano
+    from dmano.daemon import Dmano, check_connector_config
     from dmano.ospf_api import OspfApiUnavailableError
     from dmano.policy import load_policy
-
-    from dmano.daemon import check_connector_config
 
     cfg = load_node_config(config)
     policy = load_policy(cfg.policy)

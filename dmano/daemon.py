@@ -52,7 +52,8 @@ def check_connector_config(cfg: NodeConfig) -> None:
     try:
         desired_state(cfg, {})
     except ValueError as exc:
-        raise ConfigError(f"{exc}") from None
+        raise ConfigError(cfg.path, None, "classifier",
+                          str(exc).removeprefix(f"{cfg.path}: ")) from None
 
 
 class Dmano:

@@ -350,13 +350,13 @@ def resolve_policy(ref: str | Path, base: Path | None = None,
         path = shipped_policy(text)
         if path.is_file():
             return path
-        raise ConfigError(f"{where}: unknown policy {text!r} (shipped: "
+        raise ConfigError(where, None, "", f"unknown policy {text!r} (shipped: "
                           f"{', '.join(shipped_policy_names())}; or give a .yaml file)")
     path = Path(text).expanduser()
     if not path.is_absolute():
         path = (base or Path.cwd()) / path
     if not path.is_file():
-        raise ConfigError(f"{where}: no policy file {path}")
+        raise ConfigError(where, None, "", f"no policy file {path}")
     return path.resolve()
 
 

@@ -1,10 +1,9 @@
 """Integration tests: real namespaces and FRR daemons. They need root and the Debian
-packages that `make setup` installs; elsewhere they are skipped with the reason."""
+packages that `make setup` installs; elsewhere they are skipped with the reason, or
+fail with it under DSFC_REQUIRE_INTEGRATION=1 (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,26 +13,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPO_DIR = ROOT / "topologies"
-
-
-def _missing() -> str | None:
-    if os.geteuid() != 0:
-        return "integration tests need root (network namespaces, FRR)"
-    for tool in ("mnexec", "vtysh", "ip", "nft"):
-        if shutil.which(tool) is None:
-            return f"{tool} not installed (run make setup)"
-    if not Path("/usr/lib/frr/ospfd").exists():
-        return "FRR not installed (run make setup)"
-    return None
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    reason = _missing()
-    for item in items:
-        if "integration" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
-            if reason:
-                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float) -> object:

@@ -18,14 +18,27 @@ from topologies.network import Network
 from topologies.spec import load_topology
 
 
-def frr_pids() -> set[int]:
-    out = subprocess.run(["pgrep", "-x", "zebra|ospfd"], capture_output=True, text=True)
-    return {int(p) for p in out.stdout.split()}
+def pids_alive(pids: dict[str, int]) -> list[str]:
+    return sorted(name for name, pid in pids.items() if runstate.alive(pid, None))
+
+
+def wait_up(proc: subprocess.Popen, timeout: float = 120) -> list[str]:
+    """Read `up`'s output until it says it is up (or exits); return the lines."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if " up in " in line or (not line and proc.poll() is not None):
+            break
+    return lines
 
 
 @pytest.mark.parametrize("connector", ["ebpf", "bmv2"])
 def test_clean_after_sigkill_then_bring_up_again(connector, tmp_path):
-    """`up` starts the whole system (routers, connectors, VNFs, D-MANOs); SIGKILL it."""
+    """`up` starts the whole system (routers, connectors, VNFs, D-MANOs); SIGKILL it and,
+    at once, before anyone reaped it (a zombie), `clean` removes everything it made."""
     topo_file = TOPO_DIR / "paper_fig3.yaml"
     if connector == "bmv2":
         reason = bmv2_build.missing_reason()
@@ -33,66 +46,73 @@ def test_clean_after_sigkill_then_bring_up_again(connector, tmp_path):
             pytest.skip(f"BMv2 connector: {reason}")
         topo_file = tmp_path / "fig3_bmv2.yaml"
         topo_file.write_text((TOPO_DIR / "paper_fig3.yaml").read_text() + "\nconnector: bmv2\n")
-    before_frr, before_veth = frr_pids(), root_veths()
+    topo = load_topology(topo_file)
+    before_veth = root_veths()
     proc = subprocess.Popen(
         [sys.executable, "-m", "topologies", "up", str(topo_file), "--no-cli"], cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        lines = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if " up in " in line or proc.poll() is not None:
-                break
+        lines = wait_up(proc)
         assert " up in " in lines[-1] and "D-MANOs" in lines[-1], "".join(lines)
         runs = [r for r in runstate.list_runs() if r.owner_pid == proc.pid]
         assert len(runs) == 1
-        reg = runs[0]
+        reg = runstate.Registry.load(runs[0].folder)
         ours = [ns for ns in our_namespaces() if ns.startswith(f"dsfc-{reg.run_id}-")]
-        assert len(ours) == 5 * 2 + 2 + 2  # routers, connectors, VNFs, hosts
-        new_frr = frr_pids() - before_frr
-        assert len(new_frr) == 10
+        assert len(ours) == 2 * len(topo.nodes) + len(topo.instances) + len(topo.hosts)
+        frr = {p["name"]: p["pid"] for p in reg.processes
+               if p["name"].endswith((":zebra", ":ospfd"))}
+        assert len(frr) == 2 * len(topo.nodes)
+        for name, pid in frr.items():  # each daemon runs in its router's namespace
+            node = name.split(":")[0]
+            assert pid in runstate.namespace_pids(reg.namespace_name(node))
         assert (runstate.BPF_ROOT / reg.run_id).is_dir()  # the pin folder of this run
         # connectors (eBPF server or simple_switch_grpc), VNFs and D-MANOs, by name
-        reg = runstate.Registry.load(reg.folder)
         ours_procs = {p["name"]: p["pid"] for p in reg.processes
                       if p["name"].startswith(("connector-", "vnf-", "dmano-"))}
-        assert len(ours_procs) == 5 + 2 + 5, sorted(ours_procs)
+        started_vnfs = [i for i in topo.instances if i.start]
+        assert len(ours_procs) == 2 * len(topo.nodes) + len(started_vnfs), sorted(ours_procs)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    # the builder is gone, its daemons, processes and namespaces are not
-    assert all(Path(f"/proc/{p}").exists() for p in new_frr)
-    assert all(Path(f"/proc/{p}").exists() for p in ours_procs.values())
+    # the builder is gone (a zombie: nobody has reaped it yet), its daemons are not
+    deadline = time.monotonic() + 10
+    while runstate.alive(proc.pid, None) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert Path(f"/proc/{proc.pid}").exists()  # still listed, as state Z
+    assert not runstate.alive(proc.pid, None)
+    assert pids_alive(frr) == sorted(frr) and pids_alive(ours_procs) == sorted(ours_procs)
     assert reg.folder.exists()
 
-    out = subprocess.run([sys.executable, "-m", "topologies", "clean"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    try:
+        out = subprocess.run([sys.executable, "-m", "topologies", "clean"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
     assert out.returncode == 0, out.stdout + out.stderr
-    assert reg.run_id in out.stdout
+    assert reg.run_id in out.stdout  # on the first try
     assert not [ns for ns in our_namespaces() if reg.run_id in ns]
-    assert frr_pids() - before_frr == set()
-    assert not [n for n, p in ours_procs.items() if Path(f"/proc/{p}").exists()]
+    assert pids_alive(frr) == [] and pids_alive(ours_procs) == []
     assert root_veths() - before_veth == set()
     assert not reg.folder.exists()
     assert not (runstate.BPF_ROOT / reg.run_id).exists()
     assert not [p for p in Path("/var/tmp/frr").glob("*")
-                if p.name.split(".")[-1].isdigit() and int(p.name.split(".")[-1]) in new_frr]
+                if p.name.split(".")[-1].isdigit()
+                and int(p.name.split(".")[-1]) in frr.values()]
 
     # a second bring-up works
     with Network(load_topology(TOPO_DIR / "paper_fig3.yaml")) as net:
         assert net.nodes["src"].cmd("ping -c 1 -W 2 10.5.100.10").count("1 received") == 1
 
 
-def test_clean_leaves_live_runs_alone(tmp_path):
+def test_clean_leaves_live_runs_alone():
     with Network(load_topology(TOPO_DIR / "paper_fig3.yaml")) as net:
-        # a run owned by a live process (this one) is not touched without --force
-        fake = runstate.Registry(run_id="x", folder=tmp_path, owner_pid=os.getpid(),
-                                 owner_start=runstate.proc_start_time(os.getpid()))
-        assert fake.owner_alive()
+        assert net.registry is not None
+        run_id = net.registry.run_id
         out = subprocess.run([sys.executable, "-m", "topologies", "clean"], cwd=ROOT,
                              capture_output=True, text=True, timeout=60)
-        assert "still in use" in out.stderr
-        assert net.registry is not None and net.registry.folder.exists()
+        assert out.returncode == 0
+        assert f"run {run_id} is still in use by PID {os.getpid()}" in out.stderr
+        assert run_id not in out.stdout
+        assert net.registry.folder.exists()
         assert net.nodes["src"].cmd("ping -c 1 -W 2 10.5.100.10").count("1 received") == 1

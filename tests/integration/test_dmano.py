@@ -7,6 +7,7 @@ the D-MANO processes in the router namespaces.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
+from dmano import lsa
 from dmano.policy import load_policy, shipped_policy
 from tests.integration.conftest import TOPO_DIR, wait_for
 from topologies import addressing as addr
@@ -49,15 +51,20 @@ def expected_tables(topo: Topology, costs: dict[str, int], policy_name: str):
     return out
 
 
+SYNTHETIC: dict[Path, SyntheticLoad] = {}  # run folder -> the fixture's counters writer
+
+
 @pytest.fixture(scope="module")
 def fig3_static():
     topo = load_topology(TOPO_DIR / "paper_fig3.yaml")
     with Network(topo, policy=shipped_policy("static"), dmano=True) as net:
         counters = SyntheticLoad(net)
+        SYNTHETIC[net.run_folder] = counters
         try:
             yield net
         finally:
             counters.close()
+            SYNTHETIC.pop(net.run_folder, None)
 
 
 def test_tables_equal_independent_computation(fig3_static):
@@ -71,9 +78,20 @@ def test_tables_equal_independent_computation(fig3_static):
 
 
 def test_lsas_visible_on_remote_router(fig3_static):
-    out = fig3_static.routers["E"].vtysh("show ip ospf database opaque-area")
-    assert out.count("Opaque-Type 230") == 2
-    assert "Advertising Router: 10.255.0.2" in out and "Advertising Router: 10.255.0.4" in out
+    def live_announcers() -> set[str]:
+        """Advertising routers of our opaque type's LSAs at E (not at MaxAge)."""
+        data = json.loads(fig3_static.routers["E"].vtysh(
+            "show ip ospf database opaque-area json"))
+        out = set()
+        for area in data["areaLocalOpaqueLsa"]["areas"].values():
+            for entry in area:  # link state id = opaque type . opaque id (24 bits)
+                if (entry["linkStateId"].startswith(f"{lsa.OPAQUE_TYPE}.")
+                        and entry["lsaAge"] < 3600):
+                    out.add(entry["advertisingRouter"])
+        return out
+
+    wait_for("both announcements at E",
+             lambda: live_announcers() == {"10.255.0.2", "10.255.0.4"}, 15)
 
 
 def test_show_command(fig3_static):
@@ -132,18 +150,15 @@ def test_load_change_reaches_every_node(fig3_paper):
         wait_for(f"idle costs at {n}",
                  lambda n=n: {k: v[1] for k, v in (table(net, n) or {}).items()}
                  == {"fw_b": 150, "fw_d": 150}, 20)
-    before = {n: table(net, n) for n in nodes}
     counters.rates["fw_d"] = 100.0  # fw_d now has 50 units left
-    period = 2.0
-    t0 = time.monotonic()
+    want = expected_tables(net.topo, {"fw_b": 150, "fw_d": 50}, "paper")
+    # the paper's policy: weight grows with path cost, so fw_d's share drops at every
+    # node whose path costs differ (speed is measured by make bench, not here)
     for n in nodes:
-        wait_for(f"new cost at {n}", lambda n=n: (table(net, n) or {}).get("fw_d", (0, 0))[1]
-                 == 50, 4 * period)
-    took = time.monotonic() - t0
-    assert took < 3 * period
+        wait_for(f"new table at {n}", lambda n=n: table(net, n) == want[n], 10)
     for n in nodes:
-        after = table(net, n)
-        assert after["fw_d"][3] < before[n]["fw_d"][3] or after["fw_b"][3] > before[n]["fw_b"][3]
+        share_d = want[n]["fw_d"][3] / (want[n]["fw_d"][3] + want[n]["fw_b"][3])
+        assert share_d < 0.5, (n, want[n])
 
 
 def test_killed_dmano_withdraws_its_instances(fig3_paper):
@@ -216,11 +231,14 @@ def test_policy_reload_on_sigusr1(tmp_path: Path):
         wait_for("proportional weights at A",
                  lambda: both(t := table(net, "A")) and t["fw_b"][3] > t["fw_d"][3], 10)
         # a broken file is refused and the daemon keeps its policy
+        weights = table(net, "A")
         policy.write_text("weight: {function: nonsense}\n")
         net.processes["dmano-A"].send_signal(signal.SIGUSR1)
-        time.sleep(1)
+        log = net.run_folder / "rA" / "dmano.log"
+        wait_for("reload refused in the log", lambda: "policy not reloaded" in log.read_text(),
+                 10)
         assert net.processes["dmano-A"].poll() is None
-        assert "policy not reloaded" in (net.run_folder / "rA" / "dmano.log").read_text()
+        assert table(net, "A") == weights
 
 
 def test_vnf_process_gone_is_withdrawn_everywhere():
@@ -231,11 +249,9 @@ def test_vnf_process_gone_is_withdrawn_everywhere():
             wait_for(f"both instances at {n.name}",
                      lambda n=n: len(table(net, n.name) or {}) == 2, 20)
         net.stop_vnf("fw_d", signal.SIGKILL)
-        t0 = time.monotonic()
         for n in topo.nodes:
             wait_for(f"fw_d withdrawn at {n.name}",
                      lambda n=n: set(table(net, n.name) or {"x"}) == {"fw_b"}, 10)
-        assert time.monotonic() - t0 < 3 * 2.0  # within a few periods
         st = net.dmano_status("D")
         assert "gone" in st["local_instances"]["fw_d"]["reason"]
         # and it comes back when the VNF is started again
@@ -243,3 +259,76 @@ def test_vnf_process_gone_is_withdrawn_everywhere():
         for n in topo.nodes:
             wait_for(f"fw_d back at {n.name}", lambda n=n: len(table(net, n.name) or {}) == 2,
                      15)
+
+
+BAD_COUNTERS = [  # (file content, the reason the D-MANO gives: each one distinct)
+    ('{{"pid": {pid}, "capacity": NaN, "rate_pps": 1, "updated": {now}}}',
+     "capacity: expected a finite number in 1..1e+07, got nan"),
+    ('{{"pid": {pid}, "rate_pps": Infinity, "updated": {now}}}',
+     "rate_pps: expected a finite number in 0..4.29497e+09, got inf"),
+    ('{{"pid": {pid}, "rate_pps": -1, "updated": {now}}}',
+     "rate_pps: expected a finite number in 0..4.29497e+09, got -1"),
+    ('{{"pid": {pid}, "rate_pps": 1099511627776, "updated": {now}}}',
+     "rate_pps: expected a finite number in 0..4.29497e+09, got 1099511627776"),
+    ('{{"rate_pps": 1, "updated": {now}}}', "pid: expected a process id, got None"),
+]
+
+
+def test_bad_counters_files_keep_the_dmano_up(fig3_static):
+    """NaN, Infinity, -1, 2^40, no pid: the instance is down with the reason, the
+    D-MANO keeps running, `show` says so, and the instance comes back with a good file."""
+    import os
+    import subprocess
+
+    from topologies.nodeconf import vnf_stats_path
+
+    net = fig3_static
+    counters_path = vnf_stats_path(net.run_folder, "fw_d")
+    writer = SYNTHETIC[net.run_folder]
+    writer.stopped.add("fw_d")
+    try:
+        for i, (template, words) in enumerate(BAD_COUNTERS, start=1):
+            counters_path.write_text(template.format(pid=os.getpid(), now=time.time()))
+
+            def down_with_reason(words: str = words) -> bool:
+                st = (net.dmano_status("D") or {}).get("local_instances", {}).get("fw_d", {})
+                return not st.get("up", True) and words in st.get("reason", "")
+
+            wait_for(f"fw_d down for {words!r}", down_with_reason, 10)
+            assert net.processes["dmano-D"].poll() is None
+            st = net.dmano_status("D")
+            assert st is not None and st["running"]
+            assert st["local_instances"]["fw_d"]["bad_counters"] >= i
+            for n in net.topo.nodes:  # withdrawn everywhere
+                wait_for(f"fw_d gone at {n.name}",
+                         lambda n=n: set(table(net, n.name) or {"x"}) == {"fw_b"}, 15)
+        out = subprocess.run([sys.executable, "-m", "dmano", "show", "--config",
+                              str(net.dmano_config("D"))], capture_output=True, text=True,
+                             check=True).stdout
+        assert "fw_d DOWN (bad counters file" in out and "bad counters reads" in out
+    finally:
+        writer.stopped.discard("fw_d")
+    for n in net.topo.nodes:
+        wait_for(f"fw_d back at {n.name}", lambda n=n: len(table(net, n.name) or {}) == 2, 20)
+
+
+def test_frr_ospfclient_alongside_the_dmano(fig3_static):
+    """Operators inspect the LSDB with FRR's own ospfclient.py while the D-MANO is
+    connected. It works with Debian's python3 (3.11.2); Pythons >= 3.11.5 close its
+    notify socket (CPython gh-107650, fixed in FRR's client after 8.4: README)."""
+    import subprocess
+
+    net = fig3_static
+    wait_for("D-MANO of A connected",
+             lambda: (net.dmano_status("A") or {}).get("ospf_api", {}).get("connected"), 10)
+    proc = subprocess.run(
+        ["nsenter", f"--net=/run/netns/{net.nodes['rA'].netns}", "/usr/bin/python3",
+         "/usr/lib/frr/ospfclient.py", "--server", "127.0.0.1", "-v", "--exit", "WAIT,2"],
+        capture_output=True, text=True, timeout=30, cwd="/tmp")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Got EOF" not in out
+    assert f"LSA update msg for LSA {lsa.OPAQUE_TYPE}." in out  # it sees our announcements
+    st = net.dmano_status("A")
+    assert st is not None and st["ospf_api"]["connected"]  # and the D-MANO stays connected
+    assert st["ospf_api"]["connections"] == 1

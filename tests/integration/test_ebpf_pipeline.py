@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import struct
+import subprocess
 from collections import Counter as Tally
 from collections.abc import Iterator
 from ipaddress import IPv4Address
@@ -51,6 +52,9 @@ from connector_p4.target import (
 load_contrib("nsh")
 from scapy.contrib.nsh import NSH  # noqa: E402  (exists once the contrib is loaded)
 
+from tests.conftest import skip_or_fail  # noqa: E402
+from topologies.runstate import ensure_bpffs  # noqa: E402
+
 
 def _skip_reason() -> str | None:
     if os.geteuid() != 0:
@@ -63,8 +67,10 @@ def _skip_reason() -> str | None:
         libbpf.lib()
     except OSError as e:
         return f"libbpf.so.1 not usable: {e}"
-    if not os.path.ismount("/sys/fs/bpf"):
-        return "bpffs is not mounted on /sys/fs/bpf"
+    try:
+        ensure_bpffs()
+    except (OSError, subprocess.CalledProcessError) as e:
+        return f"cannot mount bpffs on /sys/fs/bpf: {e}"
     return None
 
 
@@ -142,7 +148,7 @@ def loaded_target() -> Iterator[EbpfTarget]:
 @pytest.fixture
 def tgt():
     if SKIP:
-        pytest.skip(SKIP)
+        skip_or_fail(SKIP)
     with loaded_target() as t:
         yield t
 
@@ -194,7 +200,7 @@ def test_crc32c_reference_vectors():
 
 def test_build_is_incremental_and_names_clang(monkeypatch):
     if shutil.which("clang") is None:
-        pytest.skip("clang not installed (make setup)")
+        skip_or_fail("clang not installed (make setup)")
     obj = ebpf_build.build()
     mtime = obj.stat().st_mtime_ns
     assert ebpf_build.build() == obj and obj.stat().st_mtime_ns == mtime  # up to date
