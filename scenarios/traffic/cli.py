@@ -28,13 +28,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dmano.atomicfile import write_json_atomic
 from scenarios.traffic import report
 from scenarios.traffic.gen import (
     MIN_SLEEP_US,
     Generator,
     format_summary,
     raise_fd_limit,
-    write_json,
 )
 from scenarios.traffic.plan import (
     PROCESSES,
@@ -249,7 +249,7 @@ def _finish(args: argparse.Namespace, summary: dict, fmt: Any) -> int:
     rc = 0
     if args.summary is not None:
         try:
-            write_json(args.summary, summary)
+            write_json_atomic(args.summary, summary, mkdir=True)
         except OSError as exc:
             log.error("cannot write the summary %s: %s", args.summary, exc)
             rc = 1
