@@ -83,40 +83,32 @@ _SIZE_RE = re.compile(rf"^{_NUM}\s*([kK]i?)?[bB]?$")
 _BYTES_RE = re.compile(r"^([0-9]+)\s*([kKmMgG]?)(i?[bB])?$")
 _DUR_UNITS = {None: 1.0, "s": 1.0, "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "min": 60.0,
               "h": 3600.0}
-_RATE_HINT = "a rate > 0 like 20, 20pps, 2/s or 1.5k"
-_DUR_HINT = "a duration >= 0 like 50, 50s, 500ms or 2min"
+_RATE_UNITS = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
+
+
+def _scaled(value: Any, pattern: re.Pattern[str], units: Mapping[str | None, float],
+            hint: str, positive: bool) -> float:
+    """A number, or a string matching ``pattern`` (number, unit): a finite value > 0
+    (``positive``) or >= 0, else :class:`_BadValueError` expecting ``hint``."""
+    m = None if isinstance(value, bool | int | float) else pattern.match(str(value).strip())
+    if isinstance(value, bool) or not (m or isinstance(value, int | float)):
+        raise _BadValueError(f"expected {hint}, got {value!r}")
+    x = float(m.group(1)) * units[m.group(2)] if m else float(value)
+    if not math.isfinite(x) or x < 0 or (positive and x == 0):
+        raise _BadValueError(f"expected {hint}, got {value!r}")
+    return x
 
 
 def _rate(value: Any) -> float:
     """Events per second: ``2``, ``2.5``, ``"2pps"``, ``"2/s"``, ``"1.5k"``, ``"1kpps"``."""
-    if isinstance(value, bool):
-        raise _BadValueError(f"expected {_RATE_HINT}, got {value!r}")
-    if isinstance(value, int | float):
-        rate = float(value)
-    else:
-        m = _RATE_RE.match(str(value).strip())
-        if not m:
-            raise _BadValueError(f"expected {_RATE_HINT}, got {value!r}")
-        rate = float(m.group(1)) * {"": 1.0, "k": 1e3, "m": 1e6}[m.group(2).lower()]
-    if not math.isfinite(rate) or rate <= 0:
-        raise _BadValueError(f"expected {_RATE_HINT}, got {value!r}")
-    return rate
+    return _scaled(value, _RATE_RE, _RATE_UNITS, "a rate > 0 like 20, 20pps, 2/s or 1.5k",
+                   positive=True)
 
 
 def _duration(value: Any) -> float:
     """Seconds: ``50``, ``"50s"``, ``"500ms"``, ``"2min"``, ``"1h"``."""
-    if isinstance(value, bool):
-        raise _BadValueError(f"expected {_DUR_HINT}, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        m = _DUR_RE.match(str(value).strip())
-        if not m:
-            raise _BadValueError(f"expected {_DUR_HINT}, got {value!r}")
-        seconds = float(m.group(1)) * _DUR_UNITS[m.group(2)]
-    if not math.isfinite(seconds) or seconds < 0:
-        raise _BadValueError(f"expected {_DUR_HINT}, got {value!r}")
-    return seconds
+    return _scaled(value, _DUR_RE, _DUR_UNITS, "a duration >= 0 like 50, 50s, 500ms or 2min",
+                   positive=False)
 
 
 def _positive_duration(value: Any) -> float:
