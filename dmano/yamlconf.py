@@ -27,6 +27,7 @@ key), sequences as :class:`YamlList` (a ``list`` that remembers the line of each
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -247,14 +248,14 @@ class Fields:
                                       f"got {value!r}")
         return value
 
-    def int(self, key: str, default: Any = _MISSING, lo: int | None = None,
-            hi: int | None = None) -> Any:
+    def int(self, key: builtins.str, default: Any = _MISSING, lo: builtins.int | None = None,
+            hi: builtins.int | None = None) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
         return check_int(value, lo, hi, lambda msg: self.error(key, msg))
 
-    def number(self, key: str, default: Any = _MISSING, lo: float | None = None,
+    def number(self, key: builtins.str, default: Any = _MISSING, lo: float | None = None,
                hi: float | None = None, lo_open: bool = False) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
@@ -268,20 +269,21 @@ class Fields:
             raise self.error(key, f"expected a number <= {hi}, got {value}")
         return float(value)
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if not isinstance(value, bool):
             raise self.error(key, f"expected true or false, got {_describe(value)}")
         return value
 
-    def choice(self, key: str, choices: Iterable[str], default: Any = _MISSING) -> Any:
+    def choice(self, key: builtins.str, choices: Iterable[builtins.str],
+               default: Any = _MISSING) -> Any:
         choices = list(choices)
         value = self._get(key, default)
         if value not in choices:
             raise self.error(key, f"expected one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def ipv4(self, key: str, default: Any = _MISSING) -> Any:
+    def ipv4(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -291,7 +293,7 @@ class Fields:
             raise self.error(key, f"expected an IPv4 address like 10.254.1.1, "
                                   f"got {value!r}") from None
 
-    def ipv4_net(self, key: str, default: Any = _MISSING) -> Any:
+    def ipv4_net(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -301,7 +303,7 @@ class Fields:
             raise self.error(key, f"expected an IPv4 prefix like 10.1.100.0/24, "
                                   f"got {value!r}") from None
 
-    def port_range(self, key: str) -> tuple[int, int] | None:
+    def port_range(self, key: builtins.str) -> tuple[builtins.int, builtins.int] | None:
         """Optional port (``5000``) or inclusive range (``"5000-5999"``)."""
         value = self._get(key, None)
         if value is None:
@@ -316,7 +318,7 @@ class Fields:
         raise self.error(key, f"expected a port 0..65535 or a range like 1000-2000, "
                               f"got {value!r}")
 
-    def mapping(self, key: str, default: Any = _MISSING) -> Any:
+    def mapping(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -324,7 +326,7 @@ class Fields:
             raise self.error(key, f"expected a mapping, got {_describe(value)}")
         return value
 
-    def list(self, key: str, default: Any = _MISSING, min_len: int = 0) -> Any:
+    def list(self, key: builtins.str, default: Any = _MISSING, min_len: builtins.int = 0) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -334,31 +336,32 @@ class Fields:
             raise self.error(key, f"expected at least {min_len} item(s), got {len(value)}")
         return value
 
-    def items(self, key: str, reader: Callable[[Fields], T], default: Any = _MISSING,
-              min_len: int = 0) -> list[T]:
+    # (``builtins.`` in annotations: the methods str, int and list shadow the types here)
+    def items(self, key: builtins.str, reader: Callable[[Fields], T], default: Any = _MISSING,
+              min_len: builtins.int = 0) -> builtins.list[T]:
         """Read a list of mappings, each through ``reader(Fields)``."""
         return self.indexed_items(key, lambda sub, _i: reader(sub), default, min_len)
 
-    def indexed_items(self, key: str, reader: Callable[[Fields, int], T],
-                      default: Any = _MISSING, min_len: int = 0) -> list[T]:
+    def indexed_items(self, key: builtins.str, reader: Callable[[Fields, builtins.int], T],
+                      default: Any = _MISSING, min_len: builtins.int = 0) -> builtins.list[T]:
         """Like :meth:`items`, but ``reader(Fields, index)`` also gets the item's index."""
         seq = self.list(key, default, min_len)
         if seq is default and default is not _MISSING:
             return seq
-        out: list[T] = []
+        out: builtins.list[T] = []
         for i, item in enumerate(seq):
             with Fields(item, self.path, f"{self.field(key)}[{i}]",
                         self.item_line(key, i)) as sub:
                 out.append(reader(sub, i))
         return out
 
-    def item_line(self, key: str, index: int) -> int | None:
+    def item_line(self, key: builtins.str, index: builtins.int) -> builtins.int | None:
         """Line of item ``index`` of the list under ``key`` (else the key's line)."""
         lines = getattr(self.data.get(key), "item_lines", [])
         return lines[index] if index < len(lines) else self.line_of(key)
 
     # -- cross-checks ------------------------------------------------------------------
-    def ref(self, key: str, known: Iterable[str], what: str) -> Any:
+    def ref(self, key: builtins.str, known: Iterable[builtins.str], what: builtins.str) -> Any:
         """A string that must be one of ``known`` names (of a ``what``, for the message)."""
         value = self.str(key)
         names = set(known)
@@ -367,8 +370,8 @@ class Fields:
             raise self.error(key, f"unknown {what} {value!r} (known: {shown})")
         return value
 
-    def unique(self, key: str, values: Sequence[Any], what: str = "name",
-               item_field: str = "") -> None:
+    def unique(self, key: builtins.str, values: Sequence[Any], what: builtins.str = "name",
+               item_field: builtins.str = "") -> None:
         """``values`` (one per item of the list under ``key``) must not repeat; the error
         names the second item (``key[i]``, plus ``.item_field`` if given) and the first."""
         seen: dict[Any, int] = {}

@@ -86,7 +86,7 @@ _DUR_UNITS = {None: 1.0, "s": 1.0, "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "min": 60
 _RATE_UNITS = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
 
 
-def _scaled(value: Any, pattern: re.Pattern[str], units: Mapping[str | None, float],
+def _scaled(value: Any, pattern: re.Pattern[str], units: Mapping[Any, float],
             hint: str, positive: bool) -> float:
     """A number, or a string matching ``pattern`` (number, unit): a finite value > 0
     (``positive``) or >= 0, else :class:`_BadValueError` expecting ``hint``."""
@@ -368,7 +368,8 @@ def plan_from_mapping(data: Mapping[str, Any], *, seed: int | None = None,
             if isinstance(top.raw("arrivals", None), list):
                 arrivals = top.items("arrivals", lambda f: _arrival(f, defaults))
             else:
-                arrivals = _section(top, "arrivals", lambda f: [_arrival(f, defaults)], [])
+                none: list[ArrivalProcess] = []
+                arrivals = _section(top, "arrivals", lambda f: [_arrival(f, defaults)], none)
         if not explicit and not arrivals:
             raise ConfigError(top.path, top.line, "",
                               "the plan has no flows: give flows and/or arrivals")
