@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from dmano.policy import shipped_policy
-from topologies.loadsim import SyntheticLoad
+from tests.loadsim import SyntheticLoad
 from topologies.network import Network
 from topologies.spec import Topology, parse_topology
 

@@ -1,20 +1,36 @@
-"""YAML loading with line numbers, and a small field-checking toolkit.
+"""The project's configuration library: YAML (and JSON) loading with line numbers, and a
+small field-checking toolkit.
 
-Every configuration file of the project (topologies, policies, scenarios, D-MANO node
-files) is read through :func:`load_yaml` and checked with a :class:`Fields` reader, so
-that a mistake is reported the same way everywhere::
+Every configuration file of the project is read through this module and nothing else:
 
-    topologies/paper_fig3.yaml:14: links[2].cost: expected an integer in 1..65535, got -5
+* topology files (:mod:`topologies.spec`), policy files (:mod:`dmano.policy`), D-MANO
+  node files (:mod:`dmano.config`), VNF config files (:mod:`vnf.config`), scenario files
+  (:mod:`scenarios.spec`) and traffic-generator flow plans (:mod:`scenarios.traffic.plan`,
+  YAML or JSON).
+
+What it guarantees to every one of them:
+
+* a mistake raises :class:`ConfigError` (a ``ValueError``) naming the file, the line, the
+  field (dotted, with list indices) and what was expected, always in one form::
+
+      topologies/paper_fig3.yaml:14: links[2].cost: expected an integer in 1..65535, got -5
+
+* YAML syntax errors and duplicate keys are ``ConfigError`` with their line; so are
+  unreadable files;
+* a :class:`Fields` reader used as a context manager rejects unknown keys, listing the
+  keys allowed there; a key given as ``null`` counts as not given.
 
 Mappings come back as :class:`YamlMap` (a ``dict`` that remembers the line of each
 key), sequences as :class:`YamlList` (a ``list`` that remembers the line of each item).
+:func:`load_json` gives JSON files the same line bookkeeping with JSON's own values.
 """
 
 from __future__ import annotations
 
 import builtins
 import ipaddress
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,6 +116,51 @@ def loads_yaml(text: str, path: str | Path = "<string>") -> Any:
         raise ConfigError(path, line, "", f"invalid YAML: {exc.problem}") from exc
     finally:
         loader.dispose()
+
+
+def load_json(path: str | Path) -> Any:
+    """Parse a JSON file into :class:`YamlMap`/:class:`YamlList` with line numbers.
+
+    The values are JSON's (``json.loads``); the lines come from reading the text once more
+    as YAML (JSON is YAML's flow style). Where that reading disagrees or fails, the data
+    is kept without lines. Syntax errors become a :class:`ConfigError` with the line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, None, "", f"cannot read file: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(path, exc.lineno, "", f"invalid JSON: {exc.msg}") from None
+    try:
+        shadow = loads_yaml(text, path)
+    except ConfigError:
+        return data
+    return _with_lines(data, shadow)
+
+
+def _with_lines(data: Any, shadow: Any) -> Any:
+    """``data`` with the line bookkeeping of ``shadow`` (the same document read as YAML)."""
+    if isinstance(data, dict):
+        out = YamlMap()
+        out.line = getattr(shadow, "line", 0)
+        lines = getattr(shadow, "key_lines", {})
+        out.key_lines = {k: lines[k] for k in data if k in lines}
+        sub = shadow if isinstance(shadow, dict) else {}
+        for key, value in data.items():
+            out[key] = _with_lines(value, sub.get(key))
+        return out
+    if isinstance(data, list):
+        seq = YamlList()
+        seq.line = getattr(shadow, "line", 0)
+        lines = getattr(shadow, "item_lines", [])
+        same = isinstance(shadow, list) and len(shadow) == len(data)
+        seq.item_lines = list(lines) if same else []
+        seq.extend(_with_lines(v, shadow[i] if same else None) for i, v in enumerate(data))
+        return seq
+    return data
 
 
 _MISSING = object()
@@ -189,8 +250,8 @@ class Fields:
                                       f"got {value!r}")
         return value
 
-    def int(self, key: builtins.str, default: Any = _MISSING,
-            lo: builtins.int | None = None, hi: builtins.int | None = None) -> Any:
+    def int(self, key: builtins.str, default: Any = _MISSING, lo: builtins.int | None = None,
+            hi: builtins.int | None = None) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -267,8 +328,7 @@ class Fields:
             raise self.error(key, f"expected a mapping, got {_describe(value)}")
         return value
 
-    def list(self, key: builtins.str, default: Any = _MISSING,
-             min_len: builtins.int = 0) -> Any:
+    def list(self, key: builtins.str, default: Any = _MISSING, min_len: builtins.int = 0) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -278,19 +338,52 @@ class Fields:
             raise self.error(key, f"expected at least {min_len} item(s), got {len(value)}")
         return value
 
-    def items(self, key: builtins.str, reader: Callable[[Fields], T],
-              default: Any = _MISSING, min_len: builtins.int = 0) -> builtins.list[T]:
+    # (``builtins.`` in annotations: the methods str, int and list shadow the types here)
+    def items(self, key: builtins.str, reader: Callable[[Fields], T], default: Any = _MISSING,
+              min_len: builtins.int = 0) -> builtins.list[T]:
         """Read a list of mappings, each through ``reader(Fields)``."""
+        return self.indexed_items(key, lambda sub, _i: reader(sub), default, min_len)
+
+    def indexed_items(self, key: builtins.str, reader: Callable[[Fields, builtins.int], T],
+                      default: Any = _MISSING, min_len: builtins.int = 0) -> builtins.list[T]:
+        """Like :meth:`items`, but ``reader(Fields, index)`` also gets the item's index."""
         seq = self.list(key, default, min_len)
         if seq is default and default is not _MISSING:
             return seq
-        out: list[T] = []
-        lines = getattr(seq, "item_lines", [])
+        out: builtins.list[T] = []
         for i, item in enumerate(seq):
-            line = lines[i] if i < len(lines) else self.line_of(key)
-            with Fields(item, self.path, f"{self.field(key)}[{i}]", line) as sub:
-                out.append(reader(sub))
+            with Fields(item, self.path, f"{self.field(key)}[{i}]",
+                        self.item_line(key, i)) as sub:
+                out.append(reader(sub, i))
         return out
+
+    def item_line(self, key: builtins.str, index: builtins.int) -> builtins.int | None:
+        """Line of item ``index`` of the list under ``key`` (else the key's line)."""
+        lines = getattr(self.data.get(key), "item_lines", [])
+        return lines[index] if index < len(lines) else self.line_of(key)
+
+    # -- cross-checks ------------------------------------------------------------------
+    def ref(self, key: builtins.str, known: Iterable[builtins.str], what: builtins.str) -> Any:
+        """A string that must be one of ``known`` names (of a ``what``, for the message)."""
+        value = self.str(key)
+        names = set(known)
+        if value not in names:
+            shown = ", ".join(sorted(names)) or "none defined"
+            raise self.error(key, f"unknown {what} {value!r} (known: {shown})")
+        return value
+
+    def unique(self, key: builtins.str, values: Sequence[Any], what: builtins.str = "name",
+               item_field: builtins.str = "") -> None:
+        """``values`` (one per item of the list under ``key``) must not repeat; the error
+        names the second item (``key[i]``, plus ``.item_field`` if given) and the first."""
+        seen: dict[Any, int] = {}
+        for i, v in enumerate(values):
+            if v in seen:
+                where = f"{self.field(key)}[{i}]" + (f".{item_field}" if item_field else "")
+                shown = " - ".join(v) if isinstance(v, tuple) else v
+                raise ConfigError(self.path, self.item_line(key, i), where,
+                                  f"duplicate {what} {shown!s} (first at {key}[{seen[v]}])")
+            seen[v] = i
 
 
 def check_int(value: Any, lo: int | None, hi: int | None,

@@ -323,6 +323,16 @@ def _mark_context(ax: Any, events: Sequence[EventRow], scenario: Scenario | None
                 ha="right", va="top", fontsize=7, color=colour)
 
 
+def _percent_over_time(ax: Any, ylabel: str, scenario: Scenario | None) -> None:
+    """Axes of a time series in percent: 0..100 over the scenario's duration, grid."""
+    ax.set_ylim(0, 100)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("Time (s)")
+    if scenario is not None:
+        ax.set_xlim(0, scenario.duration_s)
+    ax.grid(True, alpha=0.3)
+
+
 def _instance_label(name: str, scenario: Scenario | None) -> str:
     if scenario is None:
         return name
@@ -371,12 +381,7 @@ def plot_traffic_distribution(shares: Sequence[ShareRow], out: str | Path, *,
                     if inst in colours:
                         ax.hlines(pct, w.start_s, w.end_s, colors=[colours[inst]], lw=1.2,
                                   linestyles=":")
-        ax.set_ylim(0, 100)
-        ax.set_ylabel("Traffic share (%)")
-        ax.set_xlabel("Time (s)")
-        if scenario is not None:
-            ax.set_xlim(0, scenario.duration_s)
-        ax.grid(True, alpha=0.3)
+        _percent_over_time(ax, "Traffic share (%)", scenario)
         if series:
             ax.legend(loc="best", fontsize=8)
         else:
@@ -502,12 +507,7 @@ def plot_weights(weights: Sequence[WeightRow], out: str | Path, *,
             ax.step(times, ys, where="post", color=colours[inst], lw=1.6,
                     ls=_LINESTYLES[k % len(_LINESTYLES)],
                     label=_instance_label(inst, scenario))  # styles: equal weights overlap
-        ax.set_ylim(0, 100)
-        ax.set_ylabel("WCMP weight (%)")
-        ax.set_xlabel("Time (s)")
-        if scenario is not None:
-            ax.set_xlim(0, scenario.duration_s)
-        ax.grid(True, alpha=0.3)
+        _percent_over_time(ax, "WCMP weight (%)", scenario)
         ax.legend(loc="center right", fontsize=8)
         node, service = key
         ax.set_title(f"WCMP weights at node {node}" + (f", service {service}" if service

@@ -134,28 +134,28 @@ def parse_topology(data: object, path: Path) -> Topology:
         nodes = [NodeSpec(n.name, i + 1) for i, n in enumerate(nodes)]
         if len(nodes) > 250:
             raise top.error("nodes", f"at most 250 NFV nodes are supported, got {len(nodes)}")
-        _unique(top, "nodes", [n.name for n in nodes])
+        top.unique("nodes", [n.name for n in nodes])
         node_names = {n.name for n in nodes}
         links = top.items("links", lambda f: _link(f, node_names), default=[])
         links = [LinkSpec(lk.a, lk.b, lk.cost, lk.bandwidth_mbit, i) for i, lk in enumerate(links)]
-        _unique(top, "links", [tuple(sorted((lk.a, lk.b))) for lk in links],
+        top.unique("links", [tuple(sorted((lk.a, lk.b))) for lk in links],
                 what="link between the same two nodes")
         services = top.items("services", _service, default=[])
-        _unique(top, "services", [s.name for s in services])
-        _unique(top, "services", [s.id for s in services], what="service id")
-        _unique(top, "services", [s.anycast for s in services], what="anycast address")
+        top.unique("services", [s.name for s in services])
+        top.unique("services", [s.id for s in services], what="service id")
+        top.unique("services", [s.anycast for s in services], what="anycast address")
         service_names = {s.name for s in services}
         instances = top.items(
             "instances", lambda f: _instance(f, node_names, service_names), default=[])
-        _unique(top, "instances", [i.name for i in instances])
+        top.unique("instances", [i.name for i in instances])
         try:
             instances = _number_instances(instances)
         except ValueError as exc:
             raise top.error("instances", str(exc)) from None
         hosts = top.items("hosts", lambda f: _host(f, node_names), default=[])
-        _unique(top, "hosts", [h.name for h in hosts])
+        top.unique("hosts", [h.name for h in hosts])
         chains = top.items("chains", lambda f: _chain(f, service_names), default=[])
-        _unique(top, "chains", [c.spi for c in chains], what="chain spi")
+        top.unique("chains", [c.spi for c in chains], what="chain spi")
         spis = {c.spi for c in chains}
         classifier = top.items(
             "classifier", lambda f: _rule(f, node_names, spis), default=[])
@@ -195,8 +195,8 @@ def _node(f: Fields) -> NodeSpec:
 
 
 def _link(f: Fields, nodes: set[str]) -> LinkSpec:
-    a = _ref(f, "a", nodes, "node")
-    b = _ref(f, "b", nodes, "node")
+    a = f.ref("a", nodes, "node")
+    b = f.ref("b", nodes, "node")
     if a == b:
         raise f.error("b", f"a link needs two different nodes, got {a!r} twice")
     cost = f.int("cost", lo=1, hi=65535)
@@ -228,8 +228,8 @@ def _service(f: Fields) -> ServiceSpec:
 def _instance(f: Fields, nodes: set[str], services: set[str]) -> InstanceSpec:
     return InstanceSpec(
         name=f.str("name", pattern=INSTANCE_PATTERN, hint=INSTANCE_HINT),
-        service=_ref(f, "service", services, "service"),
-        node=_ref(f, "node", nodes, "node"),
+        service=f.ref("service", services, "service"),
+        node=f.ref("node", nodes, "node"),
         capacity=f.int("capacity", lo=1, hi=10_000_000),
         cost=f.int("cost", default=None, lo=1, hi=65535),
         start=f.bool("start", default=True),
@@ -239,7 +239,7 @@ def _instance(f: Fields, nodes: set[str], services: set[str]) -> InstanceSpec:
 def _host(f: Fields, nodes: set[str]) -> HostSpec:
     return HostSpec(
         name=f.str("name", pattern=NAME_PATTERN, hint=NAME_HINT),
-        node=_ref(f, "node", nodes, "node"),
+        node=f.ref("node", nodes, "node"),
         role=f.choice("role", ["source", "sink", "both"], default="both"),
     )
 
@@ -257,7 +257,7 @@ def _chain(f: Fields, services: set[str]) -> ChainSpec:
 
 
 def _rule(f: Fields, nodes: set[str], spis: set[int]) -> ClassifierRule:
-    node = _ref(f, "node", nodes, "node")
+    node = f.ref("node", nodes, "node")
     chain = f.int("chain", lo=1, hi=(1 << 24) - 1)
     if chain not in spis:
         known = ", ".join(str(s) for s in sorted(spis)) or "none defined"
@@ -271,27 +271,6 @@ def _rule(f: Fields, nodes: set[str], spis: set[int]) -> ClassifierRule:
         sport=f.port_range("sport"),
         dport=f.port_range("dport"),
     )
-
-
-def _ref(f: Fields, key: str, known: set[str], what: str) -> str:
-    value = f.str(key)
-    if value not in known:
-        names = ", ".join(sorted(known)) or "none defined"
-        raise f.error(key, f"unknown {what} {value!r} (known: {names})")
-    return value
-
-
-def _unique(top: Fields, key: str, values: list, what: str = "name") -> None:
-    seen: dict = {}
-    seq = top.data.get(key) or []
-    lines = getattr(seq, "item_lines", [])
-    for i, v in enumerate(values):
-        if v in seen:
-            line = lines[i] if i < len(lines) else top.line_of(key)
-            shown = " - ".join(v) if isinstance(v, tuple) else v
-            raise ConfigError(top.path, line, f"{key}[{i}]",
-                              f"duplicate {what} {shown!s} (first at {key}[{seen[v]}])")
-        seen[v] = i
 
 
 MAX_INSTANCES_PER_NODE = 48  # VNF ports 16..63 of the connector (PIPELINE.md)

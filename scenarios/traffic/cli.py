@@ -28,13 +28,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dmano.atomicfile import write_json_atomic
 from scenarios.traffic import report
 from scenarios.traffic.gen import (
     MIN_SLEEP_US,
     Generator,
     format_summary,
     raise_fd_limit,
-    write_json,
 )
 from scenarios.traffic.plan import (
     PROCESSES,
@@ -144,14 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
 def plan_mapping_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The plan file (if any) with the command line's additions and overrides."""
     data = read_plan_file(args.plan) if args.plan is not None else {}
-    defaults = dict(data.get("defaults") or {})
+    overrides: dict[str, Any] = {}  # of the defaults; the file's keep their line numbers
     if args.dst:
-        defaults["dst"] = args.dst if len(args.dst) > 1 else args.dst[0]
+        overrides["dst"] = args.dst if len(args.dst) > 1 else args.dst[0]
     for key in ("rate", "size", "duration"):
         if getattr(args, key) is not None:
-            defaults[key] = getattr(args, key)
-    if defaults:
-        data["defaults"] = defaults
+            overrides[key] = getattr(args, key)
+    base = data.get("defaults")
+    if overrides and (base is None or isinstance(base, dict)):  # else: validation says so
+        data["defaults"] = {**(base or {}), **overrides}
     if args.flow:
         data["flows"] = list(data.get("flows") or []) + [parse_flow_option(f) for f in args.flow]
     if args.arrival_rate is not None:
@@ -174,6 +175,13 @@ def plan_mapping_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
+def _plan_options(args: argparse.Namespace) -> bool:
+    """Whether the command line adds to or overrides the plan file's fields."""
+    return bool(args.dst or args.flow) or any(
+        getattr(args, key) is not None
+        for key in ("rate", "size", "duration", "arrival_rate", "sport_range", "first_flow_id"))
+
+
 def _setup_logging(level: str, name: str) -> None:
     logging.basicConfig(level=level.upper(),
                         format=f"%(asctime)s {name}[%(process)d] %(levelname)s %(message)s")
@@ -192,11 +200,11 @@ def run_gen(args: argparse.Namespace) -> int:
     try:
         data = plan_mapping_from_args(args)
         try:
-            plan = plan_from_mapping(data, seed=args.seed)
+            plan = plan_from_mapping(data, seed=args.seed, path=args.plan or "<command line>")
         except PlanError as exc:
-            if args.plan is None:
+            if args.plan is None or not _plan_options(args):
                 raise
-            raise PlanError(f"{args.plan} (with the command line's options): {exc}") from None
+            raise PlanError(f"{exc} (the plan with the command line's options)") from None
         stop_after = None if args.stop_after is None else parse_duration(args.stop_after,
                                                                           "--stop-after")
         sndbuf = None if args.sndbuf is None else parse_bytes(args.sndbuf, "--sndbuf") or None
@@ -241,7 +249,7 @@ def _finish(args: argparse.Namespace, summary: dict, fmt: Any) -> int:
     rc = 0
     if args.summary is not None:
         try:
-            write_json(args.summary, summary)
+            write_json_atomic(args.summary, summary, mkdir=True)
         except OSError as exc:
             log.error("cannot write the summary %s: %s", args.summary, exc)
             rc = 1

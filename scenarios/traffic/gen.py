@@ -40,7 +40,6 @@ import heapq
 import itertools
 import json
 import logging
-import os
 import resource
 import socket
 import threading
@@ -576,11 +575,3 @@ def format_summary(s: dict[str, Any]) -> str:
                      f"max {lt['max']:.0f} us")
     return "\n".join(lines)
 
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as JSON atomically (temporary file + rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, p)

@@ -25,9 +25,18 @@ Plan file (YAML or JSON; every key optional but at least one of ``flows``/``arri
         count: 300             # at most this many flows (optional)
         flow: {rate: 2pps, duration: 50}   # per-flow parameters over ``defaults``
 
-Times are seconds from the generator's time zero (its ``epoch``). The arrival process of
-index ``i`` draws from ``random.Random(seed * 1_000_003 + i)``: a plan and a seed always give
-the same flows (start, duration, rate, size, destination), on every machine.
+Plans are read through :mod:`dmano.yamlconf` like every configuration file of the
+project: a mistake raises :class:`PlanFileError` (a :class:`dmano.yamlconf.ConfigError`
+and a :class:`PlanError`) naming the file, the line, the field and what was expected,
+e.g. ``plan.yaml:12: arrivals[0].rate: expected a rate > 0 like 20, 20pps, 2/s or 1.5k,
+got 'fast'``; unknown keys are errors, and a key given as ``null`` counts as not given
+(except ``duration: null``, which means "until the generator stops").
+
+Times are seconds from the generator's time zero (its ``epoch``). Arrival times come from
+:func:`scenarios.arrivals.arrival_times` (the generator the scenario schedule uses too);
+the process of index ``i`` draws from ``random.Random(seed * 1_000_003 + i)``: a plan and
+a seed always give the same flows (start, duration, rate, size, destination), on every
+machine.
 """
 
 from __future__ import annotations
@@ -35,25 +44,35 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import itertools
-import json
 import math
 import random
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from dmano.yamlconf import ConfigError, Fields, load_json, load_yaml
+from scenarios.arrivals import PROCESSES, arrival_times
 from scenarios.traffic.wire import HEADER_SIZE, MAX_PAYLOAD
 
 DEFAULT_SPORT_RANGE = (20000, 59999)
 DEFAULT_RATE = 10.0
 DEFAULT_SIZE = 64
-PROCESSES = ("poisson", "constant")
+T = TypeVar("T")
 
 
 class PlanError(ValueError):
     """An invalid plan, option or value (the message says which and why)."""
+
+
+class PlanFileError(PlanError, ConfigError):
+    """An invalid plan (file or mapping): a :class:`~dmano.yamlconf.ConfigError` naming
+    the file, line, field and what was expected, that is also a :class:`PlanError`."""
+
+
+class _BadValueError(ValueError):
+    """A value parser's complaint: what was expected, and what was given."""
 
 
 # --------------------------------------------------------------------------- values
@@ -61,46 +80,51 @@ _NUM = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _RATE_RE = re.compile(rf"^{_NUM}\s*([kKmM]?)\s*(pps|/s|fps)?$")
 _DUR_RE = re.compile(rf"^{_NUM}\s*(ns|us|ms|s|min|h)?$")
 _SIZE_RE = re.compile(rf"^{_NUM}\s*([kK]i?)?[bB]?$")
+_BYTES_RE = re.compile(r"^([0-9]+)\s*([kKmMgG]?)(i?[bB])?$")
 _DUR_UNITS = {None: 1.0, "s": 1.0, "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "min": 60.0,
               "h": 3600.0}
+_RATE_UNITS = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
 
 
-def parse_rate(value: Any, what: str = "rate") -> float:
+def _scaled(value: Any, pattern: re.Pattern[str], units: Mapping[Any, float],
+            hint: str, positive: bool) -> float:
+    """A number, or a string matching ``pattern`` (number, unit): a finite value > 0
+    (``positive``) or >= 0, else :class:`_BadValueError` expecting ``hint``."""
+    m = None if isinstance(value, bool | int | float) else pattern.match(str(value).strip())
+    if isinstance(value, bool) or not (m or isinstance(value, int | float)):
+        raise _BadValueError(f"expected {hint}, got {value!r}")
+    x = float(m.group(1)) * units[m.group(2)] if m else float(value)
+    if not math.isfinite(x) or x < 0 or (positive and x == 0):
+        raise _BadValueError(f"expected {hint}, got {value!r}")
+    return x
+
+
+def _rate(value: Any) -> float:
     """Events per second: ``2``, ``2.5``, ``"2pps"``, ``"2/s"``, ``"1.5k"``, ``"1kpps"``."""
-    if isinstance(value, bool):
-        raise PlanError(f"{what}: not a rate: {value!r}")
-    if isinstance(value, int | float):
-        rate = float(value)
-    else:
-        m = _RATE_RE.match(str(value).strip())
-        if not m:
-            raise PlanError(f"{what}: not a rate: {value!r} (e.g. 20, 20pps, 2/s, 1.5k)")
-        rate = float(m.group(1)) * {"": 1.0, "k": 1e3, "m": 1e6}[m.group(2).lower()]
-    if not math.isfinite(rate) or rate <= 0:
-        raise PlanError(f"{what} must be > 0, got {value!r}")
-    return rate
+    return _scaled(value, _RATE_RE, _RATE_UNITS, "a rate > 0 like 20, 20pps, 2/s or 1.5k",
+                   positive=True)
 
 
-def parse_duration(value: Any, what: str = "duration") -> float:
+def _duration(value: Any) -> float:
     """Seconds: ``50``, ``"50s"``, ``"500ms"``, ``"2min"``, ``"1h"``."""
-    if isinstance(value, bool):
-        raise PlanError(f"{what}: not a duration: {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        m = _DUR_RE.match(str(value).strip())
-        if not m:
-            raise PlanError(f"{what}: not a duration: {value!r} (e.g. 50, 50s, 500ms)")
-        seconds = float(m.group(1)) * _DUR_UNITS[m.group(2)]
-    if not math.isfinite(seconds) or seconds < 0:
-        raise PlanError(f"{what} must be >= 0, got {value!r}")
-    return seconds
+    return _scaled(value, _DUR_RE, _DUR_UNITS, "a duration >= 0 like 50, 50s, 500ms or 2min",
+                   positive=False)
 
 
-def parse_size(value: Any, what: str = "size") -> int:
+def _positive_duration(value: Any) -> float:
+    d = _duration(value)
+    if d <= 0:
+        raise _BadValueError(f"expected a duration > 0 (null: until the generator stops), "
+                             f"got {value!r}")
+    return d
+
+
+def _size(value: Any) -> int:
     """UDP payload bytes, between the probe header (20) and 65507."""
+    expected = (f"expected a UDP payload of {HEADER_SIZE}..{MAX_PAYLOAD} bytes like 64 or 1k "
+                f"(the probe header is {HEADER_SIZE})")
     if isinstance(value, bool):
-        raise PlanError(f"{what}: not a size: {value!r}")
+        raise _BadValueError(f"{expected}, got {value!r}")
     if isinstance(value, int):
         size = value
     elif isinstance(value, float) and value.is_integer():
@@ -108,65 +132,61 @@ def parse_size(value: Any, what: str = "size") -> int:
     else:
         m = _SIZE_RE.match(str(value).strip())
         if not m:
-            raise PlanError(f"{what}: not a size: {value!r}")
+            raise _BadValueError(f"{expected}, got {value!r}")
         size = int(float(m.group(1)) * (1024 if m.group(2) else 1))
     if not HEADER_SIZE <= size <= MAX_PAYLOAD:
-        raise PlanError(f"{what} must be {HEADER_SIZE}..{MAX_PAYLOAD} bytes (UDP payload, "
-                        f"the probe header is {HEADER_SIZE}), got {value!r}")
+        raise _BadValueError(f"{expected}, got {value!r}")
     return size
 
 
-_BYTES_RE = re.compile(r"^([0-9]+)\s*([kKmMgG]?)(i?[bB])?$")
-
-
-def parse_bytes(value: Any, what: str = "size") -> int:
+def _bytes(value: Any) -> int:
     """A byte count: ``4194304``, ``"4M"``, ``"4MiB"``, ``"512k"`` (powers of 1024)."""
     if isinstance(value, int) and not isinstance(value, bool):
         n = value
     else:
         m = _BYTES_RE.match(str(value).strip())
         if not m:
-            raise PlanError(f"{what}: not a byte count: {value!r} (e.g. 4194304, 4M)")
+            raise _BadValueError(f"expected a byte count like 4194304 or 4M, got {value!r}")
         n = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
     if n < 0:
-        raise PlanError(f"{what} must be >= 0, got {value!r}")
+        raise _BadValueError(f"expected a byte count >= 0, got {value!r}")
     return n
 
 
-def parse_port(value: Any, what: str = "port") -> int:
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise _BadValueError(f"expected a port 1..65535, got {value!r}")
     try:
         port = int(value)
     except (TypeError, ValueError):
-        raise PlanError(f"{what}: not a port number: {value!r}") from None
-    if not 1 <= port <= 65535 or isinstance(value, bool):
-        raise PlanError(f"{what} must be 1..65535, got {value!r}")
+        raise _BadValueError(f"expected a port 1..65535, got {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise _BadValueError(f"expected a port 1..65535, got {value!r}")
     return port
 
 
-def parse_port_range(value: Any, what: str = "port range") -> tuple[int, int]:
+def _port_range(value: Any) -> tuple[int, int]:
     """``"20000-59999"``, ``[20000, 59999]`` or one port ``5001``."""
+    expected = "expected a port range LOW-HIGH like 20000-59999, or one port"
     if isinstance(value, list | tuple):
         if len(value) != 2:
-            raise PlanError(f"{what}: expected [low, high], got {value!r}")
-        lo, hi = (parse_port(v, what) for v in value)
+            raise _BadValueError(f"{expected}, got {value!r}")
+        lo, hi = (_port(v) for v in value)
     elif isinstance(value, int):
-        lo = hi = parse_port(value, what)
+        lo = hi = _port(value)
     else:
-        text = str(value).strip()
-        parts = text.split("-")
-        if len(parts) == 1:
-            lo = hi = parse_port(parts[0], what)
-        elif len(parts) == 2:
-            lo, hi = parse_port(parts[0], what), parse_port(parts[1], what)
-        else:
-            raise PlanError(f"{what}: expected LOW-HIGH, got {value!r}")
+        parts = str(value).strip().split("-")
+        if len(parts) > 2:
+            raise _BadValueError(f"{expected}, got {value!r}")
+        lo, hi = _port(parts[0]), _port(parts[-1])
     if lo > hi:
-        raise PlanError(f"{what}: {lo} > {hi}")
+        raise _BadValueError(f"{expected} (LOW <= HIGH), got {value!r}")
     return lo, hi
 
 
-def parse_endpoint(value: Any, what: str = "dst") -> tuple[str, int]:
+def _endpoint(value: Any) -> tuple[str, int]:
     """``"10.1.100.20:5001"``, ``"[fd00::1]:5001"`` or ``[ip, port]`` -> (ip, port)."""
+    expected = "expected a destination IP:PORT like 10.1.100.20:5001"
     if isinstance(value, list | tuple) and len(value) == 2:
         host, port = str(value[0]), value[1]
     elif isinstance(value, Mapping) and {"ip", "port"} <= set(value):
@@ -178,25 +198,60 @@ def parse_endpoint(value: Any, what: str = "dst") -> tuple[str, int]:
         else:
             host, sep, port = text.rpartition(":")
         if not sep or not host:
-            raise PlanError(f"{what}: expected IP:PORT, got {value!r}")
+            raise _BadValueError(f"{expected}, got {value!r}")
     else:
-        raise PlanError(f"{what}: expected IP:PORT, got {value!r}")
+        raise _BadValueError(f"{expected}, got {value!r}")
     try:
         host = str(ipaddress.ip_address(host))
     except ValueError:
-        raise PlanError(f"{what}: not an IP address: {host!r}") from None
-    return host, parse_port(port, what)
+        raise _BadValueError(f"{expected}: {host!r} is not an IP address") from None
+    return host, _port(port)
+
+
+def _option(parser: Callable[[Any], T], value: Any, what: str) -> T:
+    """``parser(value)`` for a command-line option or a lone value: PlanError naming it."""
+    try:
+        return parser(value)
+    except _BadValueError as exc:
+        raise PlanError(f"{what}: {exc}") from None
+
+
+def parse_rate(value: Any, what: str = "rate") -> float:
+    """Events per second: ``2``, ``2.5``, ``"2pps"``, ``"2/s"``, ``"1.5k"``, ``"1kpps"``."""
+    return _option(_rate, value, what)
+
+
+def parse_duration(value: Any, what: str = "duration") -> float:
+    """Seconds: ``50``, ``"50s"``, ``"500ms"``, ``"2min"``, ``"1h"``."""
+    return _option(_duration, value, what)
+
+
+def parse_size(value: Any, what: str = "size") -> int:
+    """UDP payload bytes, between the probe header (20) and 65507."""
+    return _option(_size, value, what)
+
+
+def parse_bytes(value: Any, what: str = "size") -> int:
+    """A byte count: ``4194304``, ``"4M"``, ``"4MiB"``, ``"512k"`` (powers of 1024)."""
+    return _option(_bytes, value, what)
+
+
+def parse_port(value: Any, what: str = "port") -> int:
+    return _option(_port, value, what)
+
+
+def parse_port_range(value: Any, what: str = "port range") -> tuple[int, int]:
+    """``"20000-59999"``, ``[20000, 59999]`` or one port ``5001``."""
+    return _option(_port_range, value, what)
+
+
+def parse_endpoint(value: Any, what: str = "dst") -> tuple[str, int]:
+    """``"10.1.100.20:5001"``, ``"[fd00::1]:5001"`` or ``[ip, port]`` -> (ip, port)."""
+    return _option(_endpoint, value, what)
 
 
 def format_endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-def _parse_dsts(value: Any, what: str) -> tuple[tuple[str, int], ...]:
-    items = value if isinstance(value, list) else [value]
-    if not items:
-        raise PlanError(f"{what}: empty destination list")
-    return tuple(parse_endpoint(v, what) for v in items)
 
 
 # --------------------------------------------------------------------------- flows
@@ -236,37 +291,6 @@ class FlowParams:
     duration: float | None = None
 
 
-_PARAM_KEYS = {"dst", "rate", "size", "duration"}
-
-
-def _params(data: Mapping[str, Any] | None, base: FlowParams, what: str) -> FlowParams:
-    if data is None:
-        return base
-    if not isinstance(data, Mapping):
-        raise PlanError(f"{what}: expected a mapping, got {data!r}")
-    unknown = set(data) - _PARAM_KEYS
-    if unknown:
-        raise PlanError(f"{what}: unknown keys {sorted(unknown)} (known: {sorted(_PARAM_KEYS)})")
-    p = base
-    if "dst" in data:
-        p = replace(p, dsts=_parse_dsts(data["dst"], f"{what}.dst"))
-    if "rate" in data:
-        p = replace(p, rate=parse_rate(data["rate"], f"{what}.rate"))
-    if "size" in data:
-        p = replace(p, size=parse_size(data["size"], f"{what}.size"))
-    if "duration" in data:
-        d = data["duration"]
-        p = replace(p, duration=None if d is None else _positive_duration(d, f"{what}.duration"))
-    return p
-
-
-def _positive_duration(value: Any, what: str) -> float:
-    d = parse_duration(value, what)
-    if d <= 0:
-        raise PlanError(f"{what} must be > 0 (null = until stopped), got {value!r}")
-    return d
-
-
 @dataclass(frozen=True)
 class ExplicitFlow:
     start: float
@@ -284,23 +308,12 @@ class ArrivalProcess:
     count: int | None = None
 
     def starts(self, rng: random.Random) -> Iterator[float]:
-        """Arrival times (s), increasing."""
-        n = 0
-        t = self.start
-        while self.count is None or n < self.count:
-            if self.process == "poisson":
-                t += rng.expovariate(self.rate)
-            else:
-                t = self.start + n / self.rate
-            if self.until is not None and t >= self.until:
-                return
-            yield t
-            n += 1
+        """Arrival times (s), increasing (:func:`scenarios.arrivals.arrival_times`)."""
+        return arrival_times(self.process, self.rate, rng, self.start, self.until,
+                             self.count)
 
 
-_TOP_KEYS = {"seed", "sport_range", "first_flow_id", "defaults", "flows", "arrivals"}
-_FLOW_KEYS = _PARAM_KEYS | {"start", "sport"}
-_ARRIVAL_KEYS = {"process", "rate", "start", "until", "count", "flow"}
+_FLOW_KEYS = {"dst", "rate", "size", "duration", "start", "sport"}  # keys of --flow
 
 
 @dataclass
@@ -336,110 +349,136 @@ class FlowPlan:
                            dst_ip, dst_port, sport)
 
 
-def plan_from_mapping(data: Mapping[str, Any], *, seed: int | None = None) -> FlowPlan:
-    """Validate a plan mapping (the file format above). ``seed`` overrides the file's."""
-    if not isinstance(data, Mapping):
-        raise PlanError(f"plan: expected a mapping, got {type(data).__name__}")
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
-        raise PlanError(f"plan: unknown keys {sorted(unknown)} (known: {sorted(_TOP_KEYS)})")
+# --------------------------------------------------------------------------- reading
+def plan_from_mapping(data: Mapping[str, Any], *, seed: int | None = None,
+                      path: str | Path = "<plan>") -> FlowPlan:
+    """Validate a plan mapping (the file format above) read from ``path`` (for messages;
+    a mapping from :func:`read_plan_file` knows its lines). ``seed`` overrides the file's.
+    Raises :class:`PlanFileError`."""
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise PlanError(f"seed must be an integer, got {seed!r}")
+    try:
+        with Fields(data, path, "") as top:
+            file_seed = top.int("seed", default=None)
+            sport_range = _value(top, "sport_range", _port_range, DEFAULT_SPORT_RANGE)
+            first = top.int("first_flow_id", default=0, lo=0, hi=0xFFFFFFFF)
+            defaults = _section(top, "defaults", lambda f: _params(f, FlowParams()),
+                                FlowParams())
+            explicit = top.items("flows", lambda f: _explicit(f, defaults), default=[])
+            if isinstance(top.raw("arrivals", None), list):
+                arrivals = top.items("arrivals", lambda f: _arrival(f, defaults))
+            else:
+                none: list[ArrivalProcess] = []
+                arrivals = _section(top, "arrivals", lambda f: [_arrival(f, defaults)], none)
+        if not explicit and not arrivals:
+            raise ConfigError(top.path, top.line, "",
+                              "the plan has no flows: give flows and/or arrivals")
+    except PlanFileError:
+        raise
+    except ConfigError as exc:
+        raise PlanFileError(exc.path, exc.line, exc.field, exc.detail) from None
     if seed is None:
-        seed = data.get("seed")
+        seed = file_seed
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise PlanError(f"seed must be an integer, got {seed!r}")
-    sport_range = parse_port_range(data.get("sport_range", list(DEFAULT_SPORT_RANGE)),
-                                   "sport_range")
-    first = data.get("first_flow_id", 0)
-    if not isinstance(first, int) or isinstance(first, bool) or not 0 <= first <= 0xFFFFFFFF:
-        raise PlanError(f"first_flow_id must be 0..2^32-1, got {first!r}")
-    defaults = _params(data.get("defaults"), FlowParams(), "defaults")
-
-    explicit: list[ExplicitFlow] = []
-    flows = data.get("flows") or []
-    if not isinstance(flows, list):
-        raise PlanError("flows: expected a list")
-    for i, f in enumerate(flows):
-        what = f"flows[{i}]"
-        if not isinstance(f, Mapping):
-            raise PlanError(f"{what}: expected a mapping, got {f!r}")
-        unknown = set(f) - _FLOW_KEYS
-        if unknown:
-            raise PlanError(f"{what}: unknown keys {sorted(unknown)} "
-                            f"(known: {sorted(_FLOW_KEYS)})")
-        params = _params({k: v for k, v in f.items() if k in _PARAM_KEYS}, defaults, what)
-        _need_dst(params, what)
-        sport = parse_port(f["sport"], f"{what}.sport") if f.get("sport") is not None else None
-        explicit.append(ExplicitFlow(parse_duration(f.get("start", 0), f"{what}.start"),
-                                     params, sport))
-
-    arrivals: list[ArrivalProcess] = []
-    raw = data.get("arrivals") or []
-    for i, a in enumerate(raw if isinstance(raw, list) else [raw]):
-        what = f"arrivals[{i}]"
-        if not isinstance(a, Mapping):
-            raise PlanError(f"{what}: expected a mapping, got {a!r}")
-        unknown = set(a) - _ARRIVAL_KEYS
-        if unknown:
-            raise PlanError(f"{what}: unknown keys {sorted(unknown)} "
-                            f"(known: {sorted(_ARRIVAL_KEYS)})")
-        process = a.get("process", "poisson")
-        if process not in PROCESSES:
-            raise PlanError(f"{what}.process must be one of {PROCESSES}, got {process!r}")
-        if "rate" not in a:
-            raise PlanError(f"{what}: 'rate' (arrivals per second) is required")
-        params = _params(a.get("flow"), defaults, f"{what}.flow")
-        _need_dst(params, f"{what}.flow")
-        count = a.get("count")
-        if count is not None and (not isinstance(count, int) or isinstance(count, bool)
-                                  or count < 0):
-            raise PlanError(f"{what}.count must be an integer >= 0, got {count!r}")
-        until = a.get("until")
-        arrivals.append(ArrivalProcess(
-            process, parse_rate(a["rate"], f"{what}.rate"), params,
-            start=parse_duration(a.get("start", 0), f"{what}.start"),
-            until=None if until is None else parse_duration(until, f"{what}.until"),
-            count=count))
-    if not explicit and not arrivals:
-        raise PlanError("plan has no flows: give 'flows' and/or 'arrivals'")
     return FlowPlan(explicit, arrivals, seed, sport_range, first)
 
 
-def _need_dst(params: FlowParams, what: str) -> None:
+def _value(f: Fields, key: str, parser: Callable[[Any], T], *default: Any) -> Any:
+    """Field ``key`` through one of the value parsers (required without ``default``)."""
+    raw = f.raw(key, *default)
+    if default and raw is default[0]:
+        return raw
+    try:
+        return parser(raw)
+    except _BadValueError as exc:
+        raise f.error(key, str(exc)) from None
+
+
+def _section(top: Fields, key: str, reader: Callable[[Fields], T], default: T) -> T:
+    """The mapping under ``key`` through ``reader`` (``default`` if not given)."""
+    data = top.raw(key, None)
+    if data is None:
+        return default
+    with Fields(data, top.path, top.field(key), top.line_of(key)) as f:
+        return reader(f)
+
+
+def _params(f: Fields, base: FlowParams) -> FlowParams:
+    """The per-flow keys of ``f`` (dst, rate, size, duration) over ``base``."""
+    p = base
+    if f.raw("dst", None) is not None:
+        p = replace(p, dsts=_dsts(f, "dst"))
+    rate = _value(f, "rate", _rate, None)
+    if rate is not None:
+        p = replace(p, rate=rate)
+    size = _value(f, "size", _size, None)
+    if size is not None:
+        p = replace(p, size=size)
+    given = "duration" in f.data  # null: until the generator stops
+    duration = _value(f, "duration", _positive_duration, None)
+    return replace(p, duration=duration) if given else p
+
+
+def _dsts(f: Fields, key: str) -> tuple[tuple[str, int], ...]:
+    value = f.raw(key)
+    if not isinstance(value, list):
+        return (_value(f, key, _endpoint),)
+    if not value:
+        raise f.error(key, "expected a destination IP:PORT or a list of them, got an empty "
+                           "list")
+    out = []
+    for i, item in enumerate(value):
+        try:
+            out.append(_endpoint(item))
+        except _BadValueError as exc:
+            lines = getattr(value, "item_lines", [])
+            line = lines[i] if i < len(lines) else f.line_of(key)
+            raise ConfigError(f.path, line, f"{f.field(key)}[{i}]", str(exc)) from None
+    return tuple(out)
+
+
+def _need_dst(f: Fields, key: str, params: FlowParams) -> None:
     if not params.dsts:
-        raise PlanError(f"{what}: no destination (set 'dst' here or in 'defaults')")
+        raise f.error(key, "no destination: expected dst (IP:PORT) here or in defaults")
+
+
+def _explicit(f: Fields, defaults: FlowParams) -> ExplicitFlow:
+    params = _params(f, defaults)
+    _need_dst(f, "dst", params)
+    start = _value(f, "start", _duration, 0.0)
+    return ExplicitFlow(start, params, _value(f, "sport", _port, None))
+
+
+def _arrival(f: Fields, defaults: FlowParams) -> ArrivalProcess:
+    process = f.choice("process", PROCESSES, default="poisson")
+    rate = _value(f, "rate", _rate)
+    start = _value(f, "start", _duration, 0.0)
+    until = _value(f, "until", _duration, None)
+    count = f.int("count", default=None, lo=0)
+    params = _section(f, "flow", lambda sub: _params(sub, defaults), defaults)
+    _need_dst(f, "flow", params)
+    return ArrivalProcess(process, rate, params, start=start, until=until, count=count)
 
 
 def read_plan_file(path: str | Path) -> dict[str, Any]:
-    """The mapping in a plan file: YAML (``.yaml``/``.yml``) or JSON (anything else)."""
+    """The mapping in a plan file, with its lines: YAML (``.yaml``/``.yml``) or JSON
+    (anything else), read by :mod:`dmano.yamlconf`. Raises :class:`PlanFileError`."""
     p = Path(path)
     try:
-        text = p.read_text()
-    except OSError as exc:
-        raise PlanError(f"cannot read plan {p}: {exc}") from None
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
-        raise PlanError(f"{p}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}:"
-                        f" {exc}") from None
+        data = load_yaml(p) if p.suffix in (".yaml", ".yml") else load_json(p)
+    except ConfigError as exc:
+        raise PlanFileError(exc.path, exc.line, exc.field, exc.detail) from None
     if not isinstance(data, dict):
-        raise PlanError(f"{p}: expected a mapping at the top, got {type(data).__name__}")
+        shown = "nothing" if data is None else f"a {type(data).__name__}"
+        raise PlanFileError(p, getattr(data, "line", None) or 1, "",
+                            f"expected a mapping (key: value) at the top, got {shown}")
     return data
 
 
 def load_plan(path: str | Path, *, seed: int | None = None) -> FlowPlan:
     """Read and validate a plan file (``seed`` overrides the file's)."""
-    try:
-        return plan_from_mapping(read_plan_file(path), seed=seed)
-    except PlanError as exc:
-        msg = str(exc)
-        raise PlanError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+    return plan_from_mapping(read_plan_file(path), seed=seed, path=path)
 
 
 def parse_flow_option(text: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """D-MANOs on real FRR: VNF announcements, service tables, failures (issue: D-MANO).
 
-The VNFs' counters are written by ``topologies.loadsim.SyntheticLoad`` so that each test
+The VNFs' counters are written by ``tests.loadsim.SyntheticLoad`` so that each test
 controls the load a VNF reports; everything else is real: FRR, the OSPF API, the LSAs,
 the D-MANO processes in the router namespaces.
 """
@@ -19,8 +19,8 @@ import pytest
 from dmano import lsa
 from dmano.policy import load_policy, shipped_policy
 from tests.integration.conftest import TOPO_DIR, wait_for
+from tests.loadsim import SyntheticLoad
 from topologies import addressing as addr
-from topologies.loadsim import SyntheticLoad
 from topologies.network import Network
 from topologies.spec import Topology, load_topology
 

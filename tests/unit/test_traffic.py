@@ -1,4 +1,5 @@
-"""Tests of the traffic tools (scenarios/traffic/): plan, generator, sink, report, CLI.
+"""Tests of the traffic tools (scenarios/traffic/): generator, sink, report, CLI (plans and
+their values: test_traffic_plan.py).
 
 Traffic goes only to 127.0.0.1, on ports the tests pick (bound to port 0 by the sink),
 bounded in count and duration.
@@ -7,7 +8,6 @@ bounded in count and duration.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import math
 import os
@@ -26,19 +26,7 @@ from hypothesis import strategies as st
 
 from scenarios.traffic import cli, report, wire
 from scenarios.traffic.gen import Generator, PortAllocator
-from scenarios.traffic.plan import (
-    FlowPlan,
-    PlanError,
-    load_plan,
-    parse_bytes,
-    parse_duration,
-    parse_endpoint,
-    parse_flow_option,
-    parse_port_range,
-    parse_rate,
-    parse_size,
-    plan_from_mapping,
-)
+from scenarios.traffic.plan import FlowPlan, plan_from_mapping
 from scenarios.traffic.sink import MISSING_MAX, FlowStats, Sink
 from scenarios.traffic.stats import LogHistogram
 
@@ -117,147 +105,6 @@ def test_probe_rejects_short_and_foreign() -> None:
     assert wire.decode(b"XXXX" + good[4:]) is None
     with pytest.raises(ValueError):
         wire.encode(1, 2, 3, size=19)
-
-
-# ------------------------------------------------------------------ values
-@pytest.mark.parametrize(("text", "value"), [
-    (2, 2.0), (2.5, 2.5), ("2", 2.0), ("2pps", 2.0), ("2/s", 2.0), ("1.5k", 1500.0),
-    ("1kpps", 1000.0), (" 20 pps ", 20.0), ("1e3", 1000.0)])
-def test_parse_rate(text: Any, value: float) -> None:
-    assert parse_rate(text) == value
-
-
-@pytest.mark.parametrize("bad", [0, -1, "0pps", "fast", "2 per s", True, float("inf")])
-def test_parse_rate_rejects(bad: Any) -> None:
-    with pytest.raises(PlanError):
-        parse_rate(bad)
-
-
-def test_parse_other_values() -> None:
-    assert parse_duration("50") == parse_duration("50s") == parse_duration(50) == 50.0
-    assert parse_duration("500ms") == 0.5 and parse_duration("2min") == 120.0
-    assert parse_port_range("1000-2000") == (1000, 2000)
-    assert parse_port_range(5001) == parse_port_range("5001") == (5001, 5001)
-    assert parse_endpoint("10.1.100.20:5001") == ("10.1.100.20", 5001)
-    assert parse_endpoint("[fd00::1]:5001") == ("fd00::1", 5001)
-    assert parse_endpoint(["10.0.0.1", 7]) == ("10.0.0.1", 7)
-    assert parse_size(64) == 64 and parse_size("1k") == 1024
-    assert parse_bytes("4M") == 4 << 20 and parse_bytes(100) == 100
-    assert parse_flow_option("dst=10.0.0.1:5,rate=2,duration=none") == {
-        "dst": "10.0.0.1:5", "rate": "2", "duration": None}
-    for fn, bad in [(parse_duration, "-1"), (parse_port_range, "2-1"),
-                    (parse_port_range, "0-5"), (parse_endpoint, "host:5001"),
-                    (parse_endpoint, "10.0.0.1"), (parse_size, 19), (parse_size, 70000),
-                    (parse_flow_option, "rate"), (parse_flow_option, "colour=red")]:
-        with pytest.raises(PlanError):
-            fn(bad)
-
-
-# ------------------------------------------------------------------ plans
-PAPER = {
-    "seed": 7,
-    "defaults": {"dst": "10.1.100.20:5001", "rate": "2pps", "size": 64, "duration": 50},
-    "arrivals": {"process": "poisson", "rate": "2/s", "until": 150},
-}
-
-
-def starts(p: FlowPlan) -> list[tuple[float, int, float | None, float, int, str, int]]:
-    return [(f.start, f.flow_id, f.duration, f.rate, f.size, f.dst_ip, f.dst_port)
-            for f in p.flows()]
-
-
-def test_poisson_plan_is_reproducible_for_a_seed() -> None:
-    a = starts(plan_from_mapping(PAPER))
-    b = starts(plan_from_mapping(dict(PAPER)))
-    assert a == b
-    c = starts(plan_from_mapping(PAPER, seed=8))
-    assert c != a
-    assert starts(plan_from_mapping({**PAPER, "seed": 8})) == c
-    # a Poisson process of 2/s over 150 s: ~300 flows, increasing, all before `until`
-    assert 220 < len(a) < 380
-    times = [s[0] for s in a]
-    assert times == sorted(times) and times[0] > 0 and times[-1] < 150
-    assert [s[1] for s in a] == list(range(len(a)))
-    assert {s[2:] for s in a} == {(50.0, 2.0, 64, "10.1.100.20", 5001)}
-    # inter-arrival times look exponential: mean ~0.5 s, coefficient of variation ~1
-    gaps = [y - x for x, y in itertools.pairwise(times)]
-    mean = sum(gaps) / len(gaps)
-    std = (sum((g - mean) ** 2 for g in gaps) / len(gaps)) ** 0.5
-    assert 0.4 < mean < 0.6 and 0.8 < std / mean < 1.2
-
-
-def test_plan_file_yaml_and_json_agree(tmp_path: Path) -> None:
-    import yaml
-
-    (tmp_path / "p.yaml").write_text(yaml.safe_dump(PAPER))
-    (tmp_path / "p.json").write_text(json.dumps(PAPER))
-    y, j = load_plan(tmp_path / "p.yaml"), load_plan(tmp_path / "p.json")
-    assert starts(y) == starts(j) == starts(plan_from_mapping(PAPER))
-    assert starts(load_plan(tmp_path / "p.yaml", seed=3)) != starts(y)
-    (tmp_path / "bad.yaml").write_text("defaults: [1, 2\n")
-    with pytest.raises(PlanError, match=r"bad\.yaml"):
-        load_plan(tmp_path / "bad.yaml")
-
-
-def test_paper_plan_file() -> None:
-    p = load_plan(ROOT / "scenarios" / "traffic" / "paper_eval_plan.yaml")
-    flows = list(p.flows())
-    assert 500 < len(flows) < 700 and p.seed == 1
-    assert {(f.rate, f.duration, f.packets, f.dst_ip) for f in flows} == {
-        (2.0, 50.0, 100, "10.1.100.11")}
-
-
-def test_constant_arrivals_explicit_flows_and_ids() -> None:
-    p = plan_from_mapping({
-        "first_flow_id": 100,
-        "defaults": {"dst": ["10.0.0.1:5001", "10.0.0.2:5002"], "rate": 10},
-        "flows": [{"start": 0.25, "duration": 1, "sport": 40000, "dst": "10.0.0.9:9"},
-                  {"start": "0ms", "duration": "2s", "rate": "5pps"}],
-        "arrivals": [{"process": "constant", "rate": 4, "count": 3, "start": 0.1,
-                      "flow": {"duration": 3, "size": 100}}],
-    })
-    flows = list(p.flows())
-    assert [(f.flow_id, round(f.start, 9)) for f in flows] == [
-        (100, 0.0), (101, 0.1), (102, 0.25), (103, 0.35), (104, 0.6)]
-    assert flows[0].rate == 5 and flows[0].packets == 10 and flows[0].sport is None
-    assert flows[2].sport == 40000 and (flows[2].dst_ip, flows[2].dst_port) == ("10.0.0.9", 9)
-    arriving = [f for f in flows if f.size == 100]
-    assert [(f.dst_ip, f.duration) for f in arriving] == [
-        ("10.0.0.1", 3), ("10.0.0.2", 3), ("10.0.0.1", 3)]  # round-robin destinations
-    assert p.finite
-
-
-def test_endless_plan_is_lazy() -> None:
-    p = plan_from_mapping({"defaults": {"dst": "10.0.0.1:1"},
-                           "arrivals": {"rate": 1000}})
-    assert not p.finite
-    it = p.flows()
-    assert [next(it).flow_id for _ in range(5000)][-1] == 4999
-
-
-@pytest.mark.parametrize(("data", "msg"), [
-    ({}, "no flows"),
-    ({"arrivals": {"rate": 2}}, "no destination"),
-    ({"defaults": {"dst": "1.2.3.4:5"}, "arrivals": {"rate": 2, "proces": "x"}},
-     "unknown keys"),
-    ({"defaults": {"dst": "1.2.3.4:5"}, "arrivals": {"rate": 2, "process": "pareto"}},
-     "process"),
-    ({"defaults": {"dst": "1.2.3.4:5"}, "arrivals": {"process": "poisson"}}, "rate"),
-    ({"defaults": {"dst": "1.2.3.4:5", "duration": 0}, "flows": [{}]}, "duration"),
-    ({"defaults": {"dst": "1.2.3.4:5"}, "flows": [{"start": 0}], "seed": "x"}, "seed"),
-    ({"defaults": {"dst": "1.2.3.4:5"}, "flows": {"start": 0}}, "list"),
-    ({"flow": []}, "unknown keys"),
-])
-def test_plan_errors(data: dict[str, Any], msg: str) -> None:
-    with pytest.raises(PlanError, match=msg):
-        plan_from_mapping(data)
-
-
-def test_packets_per_flow() -> None:
-    p = plan_from_mapping({"defaults": {"dst": "1.2.3.4:5"}, "flows": [
-        {"rate": 20, "duration": 2}, {"rate": 2, "duration": 50}, {"rate": 3, "duration": 1.1},
-        {"rate": 1, "duration": 0.01}, {"rate": 1}]})
-    assert [f.packets for f in p.flows()] == [40, 100, 4, 1, None]
 
 
 # ------------------------------------------------------------------ statistics
@@ -555,34 +402,7 @@ def test_port_allocator_goes_round_the_range() -> None:
 
 
 # ------------------------------------------------------------------ command line
-def test_cli_dry_run_is_reproducible(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["gen", "--dst", "10.1.100.20:5001", "--arrival-rate", "2/s", "--duration", "50",
-            "--rate", "2pps", "--until", "20", "--seed", "5", "--dry-run"]
-    assert cli.main(argv) == 0
-    first = capsys.readouterr().out
-    assert cli.main(argv) == 0
-    assert capsys.readouterr().out == first
-    flows = [json.loads(x) for x in first.splitlines()]
-    assert 15 < len(flows) < 70 and flows[0]["rate"] == 2.0 and flows[0]["duration"] == 50
-    assert cli.main([*argv[:-1], "--seed", "6", "--dry-run", "3"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 3
-    assert cli.main(["gen", "--dst", "1.2.3.4:5", "--arrival-rate", "2", "--dry-run"]) == 2
-    assert cli.main(["gen", "--dst", "nohost:5", "--flow", "rate=2"]) == 2
-
-
-def test_cli_options_over_a_plan_file(tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "p.json").write_text(json.dumps(PAPER))
-    assert cli.main(["gen", "--plan", str(tmp_path / "p.json"), "--rate", "5", "--flow",
-                     "start=0,dst=10.9.9.9:7,duration=1", "--seed", "7", "--dry-run"]) == 0
-    flows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert flows[0]["dst_ip"] == "10.9.9.9" and flows[0]["start"] == 0
-    assert {f["rate"] for f in flows} == {5.0}
-    assert [f["start"] for f in flows[1:]] == [round(s[0], 9)
-                                               for s in starts(plan_from_mapping(PAPER))]
-    assert cli.main(["gen", "--plan", str(tmp_path / "p.json"), "--count", "3"]) == 2
-
-
+# (plan options and dry runs: tests/unit/test_traffic_plan.py)
 def _py(*args: str) -> list[str]:
     return [sys.executable, "-m", "scenarios.traffic", *args]
 

@@ -1,17 +1,18 @@
 """Synthetic VNF load: write VNF counters files with chosen rates, without traffic.
 
-For D-MANO experiments and tests that need to set the load a VNF reports (the D-MANO
-reads it exactly as it reads a real VNF's counters, see ``vnf/stats.py``). Use it only
-for instances whose real VNF process is not running: both would write the same file.
+A test stand-in (``tests.loadsim``): for the D-MANO integration tests and benchmarks that
+need to set the load a VNF reports (the D-MANO reads it exactly as it reads a real VNF's
+counters, see ``vnf/stats.py``). Use it only for instances whose real VNF process is not
+running: both would write the same file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 
+from dmano.atomicfile import write_json_atomic
 from topologies.network import Network
 from topologies.nodeconf import vnf_stats_path
 
@@ -34,13 +35,10 @@ class SyntheticLoad:
         for inst in self.net.topo.instances:
             if inst.name in self.stopped:
                 continue
-            path = vnf_stats_path(self.net.run_folder, inst.name)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"name": inst.name, "pid": os.getpid(),
-                                       "capacity": inst.capacity,
-                                       "rate_pps": self.rates[inst.name],
-                                       "updated": time.time()}))
-            os.replace(tmp, path)
+            write_json_atomic(vnf_stats_path(self.net.run_folder, inst.name),
+                              {"name": inst.name, "pid": os.getpid(),
+                               "capacity": inst.capacity, "rate_pps": self.rates[inst.name],
+                               "updated": time.time()}, indent=None)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
