@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from connector_p4.build_output import replaced_on_success
 
 log = logging.getLogger(__name__)
 
@@ -109,21 +109,13 @@ def build(force: bool = False, src: Path = SOURCE, out_root: Path = BUILD_DIR) -
     art = Artifacts(out / "connector.json", out / "connector.p4info.txtpb")
     if not force and art.json.exists() and art.p4info.exists():
         return art
-    out_root.mkdir(parents=True, exist_ok=True)
     # compile into a temporary folder and rename it: concurrent builds never see half
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out_root))
-    try:
+    with replaced_on_success(out, directory=True) as tmp:
         cmd = compile_command(compiler, src, tmp / art.json.name, tmp / art.p4info.name)
         log.info("compiling %s: %s", src, " ".join(cmd))
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
         if proc.returncode != 0:
             raise CompileError(f"p4c failed on {src}:\n{(proc.stdout + proc.stderr).strip()}")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return art
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from connector_p4.bmv2_build import Artifacts
-from connector_p4.target import encode_value
+from dmano.macaddr import mac_to_int
+from dmano.p4info import P4InfoIndex, encode_value
 
 log = logging.getLogger(__name__)
 
@@ -110,65 +111,40 @@ def crc32_calculations(bmv2_json: Path) -> list[str]:
 
 # -- P4Runtime -----------------------------------------------------------------------------
 
-def _mac_int(mac: str) -> int:
-    return int(mac.replace(":", ""), 16)
-
-
-class _Ids:
-    def __init__(self, p4info: Any):
-        self.tables = {t.preamble.name: t for t in p4info.tables}
-        self.actions = {a.preamble.name: a for a in p4info.actions}
-
-    def table(self, name: str) -> Any:
-        try:
-            return self.tables[name]
-        except KeyError:
-            raise Bmv2SetupError(f"the pipeline has no table {name}") from None
-
-    def action(self, name: str) -> Any:
-        try:
-            return self.actions[name]
-        except KeyError:
-            raise Bmv2SetupError(f"the pipeline has no action {name}") from None
-
-
-def _action(ids: _Ids, target: Any, name: str, *values: int) -> None:
+def _action(ids: P4InfoIndex, target: Any, name: str, *values: int) -> None:
     a = ids.action(name)
-    target.action_id = a.preamble.id
+    target.action_id = a.id
     for p, v in zip(a.params, values, strict=True):
-        param = target.params.add()
-        param.param_id = p.id
-        param.value = encode_value(v)
+        target.params.add(param_id=p.id, value=encode_value(v, p.bitwidth))
 
 
-def _config_update(ids: _Ids, conn: Bmv2Connector) -> Any:
+def _config_update(ids: P4InfoIndex, conn: Bmv2Connector) -> Any:
     from p4.v1 import p4runtime_pb2
 
     up = p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY)
     te = up.entity.table_entry
-    te.table_id = ids.table("Ingress.sff_config").preamble.id
+    te.table_id = ids.id("table", "Ingress.sff_config")
     te.is_default_action = True
     _action(ids, te.action.action, "Ingress.set_config", int(conn.local_ip),
-            _mac_int(conn.router_mac), _mac_int(conn.local_mac))
+            mac_to_int(conn.router_mac), mac_to_int(conn.local_mac))
     return up
 
 
-def _l2_update(ids: _Ids, entry: tuple[int, str, str, int, int]) -> Any:
+def _l2_update(ids: P4InfoIndex, entry: tuple[int, str, str, int, int]) -> Any:
     from p4.v1 import p4runtime_pb2
 
     ingress, mac, action, param, prio = entry
     table = ids.table("Ingress.l2_forward")
-    fields = {m.name: m.id for m in table.match_fields}
     up = p4runtime_pb2.Update(type=p4runtime_pb2.Update.INSERT)
     te = up.entity.table_entry
-    te.table_id = table.preamble.id
+    te.table_id = table.id
     te.priority = prio
-    for name, value, mask in (("standard_metadata.ingress_port", ingress, 0x1FF),
-                              ("hdr.ethernet.dstAddr", _mac_int(mac), (1 << 48) - 1)):
-        m = te.match.add()
-        m.field_id = fields[name]
-        m.ternary.value = encode_value(value)
-        m.ternary.mask = encode_value(mask)
+    for name, value in (("standard_metadata.ingress_port", ingress),
+                        ("hdr.ethernet.dstAddr", mac_to_int(mac))):
+        f = table.field(name)
+        m = te.match.add(field_id=f.id)
+        m.ternary.value = encode_value(value, f.bitwidth)
+        m.ternary.mask = encode_value((1 << f.bitwidth) - 1)
     _action(ids, te.action.action, action, param)
     return up
 
@@ -197,7 +173,7 @@ def push_pipeline(grpc_addr: str, art: Artifacts, conn: Bmv2Connector,
         raise Bmv2SetupError(f"no P4Runtime server answering at {grpc_addr}") from None
     try:
         client.set_fwd_pipe_config(str(art.p4info), str(art.json))
-        ids = _Ids(client.get_p4info())
+        ids = P4InfoIndex(client.get_p4info())
         updates = [_config_update(ids, conn), _flood_update(flood_ports(conn))]
         updates += [_l2_update(ids, e) for e in l2_entries(conn)]
         for up in updates:

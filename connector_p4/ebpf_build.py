@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
+
+from connector_p4.build_output import replaced_on_success
+
+log = logging.getLogger(__name__)
 
 EBPF_DIR = Path(__file__).resolve().parent / "ebpf"
 SOURCE = EBPF_DIR / "connector.c"
@@ -50,19 +53,12 @@ def build(force: bool = False) -> Path:
                          "(Debian: apt-get install clang llvm libbpf-dev, or make setup)")
     if not Path("/usr/include/bpf/bpf_helpers.h").exists():
         raise BuildError("bpf/bpf_helpers.h not found: install libbpf-dev (make setup)")
-    OBJECT.parent.mkdir(parents=True, exist_ok=True)
     # compile next to the target and rename: concurrent builds never see half an object
-    fd, tmp = tempfile.mkstemp(prefix=".connector-", suffix=".o", dir=OBJECT.parent)
-    os.close(fd)
-    try:
-        proc = subprocess.run(command(out=Path(tmp), clang=clang), capture_output=True,
-                              text=True)
+    with replaced_on_success(OBJECT) as tmp:
+        proc = subprocess.run(command(out=tmp, clang=clang), capture_output=True, text=True,
+                              check=False)
         if proc.returncode != 0:
             raise BuildError(f"clang failed on {SOURCE}:\n{proc.stderr.strip()}")
-        os.replace(tmp, OBJECT)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return OBJECT
 
 
@@ -71,11 +67,13 @@ def main(argv: list[str] | None = None) -> int:
                                  description="compile the eBPF connector pipeline")
     ap.add_argument("--force", action="store_true", help="compile even if up to date")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        print(build(force=args.force))
+        obj = build(force=args.force)
     except BuildError as e:
-        print(f"error: {e}", file=sys.stderr)
+        log.error("error: %s", e)
         return 1
+    sys.stdout.write(f"{obj}\n")
     return 0
 
 

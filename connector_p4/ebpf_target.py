@@ -33,18 +33,56 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import socket
 import struct
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from connector_p4 import libbpf
+from connector_p4.ebpf_maps import (
+    BANK_SIZE,
+    CONFIG,
+    COUNTER,
+    DBG,
+    DEFAULT_CACHE_TIMEOUT_S,
+    FC_KEY,
+    GROUP,
+    MAP_ENTRIES,
+    MAP_LAYOUT,
+    MEMBER,
+    MEMBER_KINDS,
+    MISC_COUNTERS,
+    N_DROP_SLOTS,
+    NO_MEMBER,
+    PORT,
+    PROG_NAME,
+    PROG_PIN,
+    ROLE_NAMES,
+    ROLES,
+    SFF,
+    SFF_KINDS,
+    SFF_NAMES,
+    TC_ACT_OK,
+    TC_ACT_REDIRECT,
+    TC_ACT_SHOT,
+    TC_PREF,
+    U32,
+    Decision,
+    PipelineState,
+    Port,
+    PortSpec,
+    interface_mac,
+    make_port,
+    pack_group,
+    pack_rules,
+    unpack_group,
+    unpack_member,
+    unpack_rules,
+)
 from connector_p4.target import (
     DROP_REASONS,
     GROUP_SLOTS,
@@ -58,171 +96,22 @@ from connector_p4.target import (
     Member,
     SffAction,
     TargetError,
-    Ternary,
+    role_of_port,
     select_slot,
 )
+from dmano.macaddr import format_mac, parse_mac
 
 log = logging.getLogger(__name__)
-
-PROG_NAME = "connector"
-PROG_PIN = "prog"
-MAX_PORTS = 512
-N_DROP_SLOTS = 16
-DEFAULT_CACHE_TIMEOUT_S = 30.0
-TC_PREF = 1  # tc filter preference/handle of our program on each port
-
-ROLES = {"router": 1, "hostbridge": 2, "vnf": 3, "host": 4}
-ROLE_NAMES = {v: k for k, v in ROLES.items()}
-SFF_KINDS = {"to_service": 1, "end_of_chain": 2, "drop": 3}
-SFF_NAMES = {v: k for k, v in SFF_KINDS.items()}
-MEMBER_KINDS = {"local": 1, "remote": 2}
-MEMBER_NAMES = {v: k for k, v in MEMBER_KINDS.items()}
-MISC_COUNTERS = ("classified", "end_of_chain")
-NO_MEMBER = 0xFFFFFFFF
-
-TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7
-
-# struct layouts of connector.c (native byte order, explicit padding)
-PORT = struct.Struct("=IIII6s2x")  # ifindex, p4port, role, mtu, mac
-CONFIG = struct.Struct("=IIII6s6sI")  # local_ip, router_if, router_mtu, timeout_ms, macs, valid
-RULE = struct.Struct("=IIIIHHHHBB2xII")  # src/m, dst/m, sport/m, dport/m, proto/m, prio, spi
-BANK_HEAD = struct.Struct("=II")  # count, pad
-BANK_SIZE = BANK_HEAD.size + MAX_CLASSIFIER_RULES * RULE.size
-SFF = struct.Struct("=II")  # kind, service_id
-MEMBER = struct.Struct("=III6s2x")  # kind, port, endpoint, dmac
-GROUP = struct.Struct(f"=IHH{GROUP_SLOTS}H{GROUP_SLOTS}H{GROUP_SLOTS}B{MAX_MEMBERS // 64}Q")
-FC_KEY = struct.Struct("=II")  # ctx1, select slot
-COUNTER = struct.Struct("=QQ")
-DBG = struct.Struct("=6I")
-U32 = struct.Struct("=I")
-
-MAP_LAYOUT: dict[str, tuple[int, int]] = {  # name: (key size, value size)
-    "ports": (4, PORT.size), "p4ports": (4, PORT.size), "config": (4, CONFIG.size),
-    "cls_banks": (4, BANK_SIZE), "cls_active": (4, 4), "sff": (4, SFF.size),
-    "members": (4, MEMBER.size), "groups": (4, GROUP.size), "flow_cache": (FC_KEY.size, 16),
-    "member_pkts": (4, COUNTER.size), "drops": (4, COUNTER.size), "misc": (4, COUNTER.size),
-    "dbg": (4, DBG.size), "scratch": (4, 256),
-}
-# maps whose number of entries this code depends on
-MAP_ENTRIES = {"groups": SELECT_SLOTS, "members": MAX_MEMBERS}
 
 # struct __sk_buff up to and including ifindex: what BPF_PROG_TEST_RUN accepts as context
 _SKB_CTX_LEN = 44
 _SKB_INGRESS_IFINDEX = 36
 
-
-@dataclass(frozen=True)
-class Port:
-    p4port: int
-    ifname: str
-    ifindex: int
-    mac: bytes
-    role: int  # ROLES value
-    mtu: int = 0  # L3 MTU, 0 = not checked by the datapath
+# re-exported: the tests and the P4Runtime server's command line use them from here
+__all__ = ["TC_ACT_OK", "TC_ACT_REDIRECT", "TC_ACT_SHOT", "EbpfTarget", "PipelineState",
+           "interface_mac", "make_port", "pack_group", "remove_pins", "role_of_port"]
 
 
-# (ifname, ifindex, mac, role[, mtu]) with mac bytes or "aa:bb:..", role a ROLES name or
-# value; or just the interface name (ifindex, MAC and MTU are then looked up in the current
-# network namespace and the role follows from the P4 port number, see role_of_port)
-PortSpec = tuple | str
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One CPU's last decision (from the ``dbg`` map)."""
-
-    ingress_ifindex: int
-    verdict: int  # TC_ACT_*
-    egress_ifindex: int  # bpf_redirect() target, 0 if none
-    member: int | None
-    drop_reason: str | None
-    seq: int
-
-
-@dataclass
-class PipelineState:
-    """What the maps hold, in Target terms (for a restarted P4Runtime server)."""
-
-    config: ConnectorConfig | None = None
-    cache_timeout_s: float = DEFAULT_CACHE_TIMEOUT_S
-    rules: list[ClassifierRule] = field(default_factory=list)
-    sff: dict[tuple[int, int], SffAction] = field(default_factory=dict)
-    members: dict[int, Member] = field(default_factory=dict)
-    # select slot (service id + 256 * from_remote) -> (member id, weight) pairs
-    groups: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
-
-
-def _mac(value: bytes | str) -> bytes:
-    if isinstance(value, str):
-        out = bytes.fromhex(value.replace(":", "").replace("-", ""))
-    else:
-        out = bytes(value)
-    if len(out) != 6:
-        raise ValueError(f"bad MAC address {value!r}")
-    return out
-
-
-def _mac_str(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
-
-
-def interface_mtu(ifname: str) -> int:
-    """MTU of a device in the current network namespace, 0 if it is not there."""
-    siocgifmtu = 0x8921
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            req = struct.pack("16si", ifname.encode()[:15], 0)
-            return struct.unpack("16si", fcntl.ioctl(s.fileno(), siocgifmtu, req))[1]
-    except OSError:
-        return 0
-
-
-def interface_mac(ifname: str) -> bytes:
-    """MAC address of a device in the current network namespace."""
-    siocgifhwaddr = 0x8927
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16s16s", ifname.encode()[:15], bytes(16))
-        return fcntl.ioctl(s.fileno(), siocgifhwaddr, req)[18:24]
-
-
-def role_of_port(p4port: int) -> str:
-    """The role PIPELINE.md gives a P4 port number: 1 router, 2 hostbridge, 16..63 VNF,
-    64.. host."""
-    if p4port == 1:
-        return "router"
-    if p4port == 2:
-        return "hostbridge"
-    if 16 <= p4port < 64:
-        return "vnf"
-    if 64 <= p4port < MAX_PORTS:
-        return "host"
-    raise ValueError(f"P4 port {p4port} has no role in PIPELINE.md's numbering")
-
-
-def make_port(p4port: int, spec: PortSpec | Port) -> Port:
-    if isinstance(spec, Port):
-        return spec
-    if isinstance(spec, str):
-        try:
-            ifindex = socket.if_nametoindex(spec)
-            mac = interface_mac(spec)
-        except OSError as e:
-            raise ValueError(f"port {p4port}: interface {spec!r}: {e}") from None
-        spec = (spec, ifindex, mac, role_of_port(p4port))
-    ifname, ifindex, mac, role, *rest = spec
-    role_id = ROLES.get(role, 0) if isinstance(role, str) else int(role)
-    if role_id not in ROLE_NAMES:
-        raise ValueError(f"port {p4port}: unknown role {role!r}")
-    if not 0 <= p4port < MAX_PORTS or ifindex <= 0:
-        raise ValueError(f"port {p4port}: bad P4 port or ifindex {ifindex}")
-    mtu = int(rest[0]) if rest else interface_mtu(ifname)
-    return Port(p4port, ifname, int(ifindex), _mac(mac), role_id, mtu)
-
-
-def _check_ternary(name: str, t: Ternary, bits: int) -> None:
-    top = (1 << bits) - 1
-    if not (0 <= t.value <= top and 0 <= t.mask <= top):
-        raise TargetError("INVALID_ARGUMENT", f"classifier {name} does not fit {bits} bits")
 
 
 class EbpfTarget:
@@ -415,8 +304,8 @@ class EbpfTarget:
 
     def set_config(self, cfg: ConnectorConfig) -> None:
         try:
-            _mac(cfg.router_mac)
-            _mac(cfg.local_mac)
+            parse_mac(cfg.router_mac)
+            parse_mac(cfg.local_mac)
         except ValueError as e:
             raise TargetError("INVALID_ARGUMENT", str(e)) from None
         self._state.config = cfg
@@ -436,8 +325,8 @@ class EbpfTarget:
             router.ifindex if router else 0,
             router.mtu if router else 0,
             round(self._state.cache_timeout_s * 1000),
-            _mac(cfg.router_mac) if cfg else bytes(6),
-            _mac(cfg.local_mac) if cfg else bytes(6),
+            parse_mac(cfg.router_mac) if cfg else bytes(6),
+            parse_mac(cfg.local_mac) if cfg else bytes(6),
             1 if cfg else 0,
         )
         libbpf.map_update(self._fds["config"], U32.pack(0), value)
@@ -450,20 +339,7 @@ class EbpfTarget:
                               f"{len(rules)} classifier rules, the eBPF target holds "
                               f"{MAX_CLASSIFIER_RULES}")
         ordered = sorted(rules, key=lambda r: -r.priority)  # stable: ties keep their order
-        packed = []
-        for r in ordered:
-            for name, t, bits in (("src", r.src, 32), ("dst", r.dst, 32),
-                                  ("proto", r.proto, 8), ("l4_src", r.l4_src, 16),
-                                  ("l4_dst", r.l4_dst, 16)):
-                _check_ternary(name, t, bits)
-            if not 0 <= r.spi < 1 << 24:
-                raise TargetError("INVALID_ARGUMENT", f"spi {r.spi} does not fit 24 bits")
-            packed.append(RULE.pack(
-                r.src.value & r.src.mask, r.src.mask, r.dst.value & r.dst.mask, r.dst.mask,
-                r.l4_src.value & r.l4_src.mask, r.l4_src.mask,
-                r.l4_dst.value & r.l4_dst.mask, r.l4_dst.mask,
-                r.proto.value & r.proto.mask, r.proto.mask, r.priority & 0xFFFFFFFF, r.spi))
-        value = (BANK_HEAD.pack(len(packed), 0) + b"".join(packed)).ljust(BANK_SIZE, b"\0")
+        value = pack_rules(ordered)
         bank = 1 - self._bank
         libbpf.map_update(self._fds["cls_banks"], U32.pack(bank), value)
         libbpf.map_update(self._fds["cls_active"], U32.pack(0), U32.pack(bank))
@@ -505,7 +381,7 @@ class EbpfTarget:
                 raise TargetError("INVALID_ARGUMENT", f"member {member_id}: unknown port "
                                   f"{member.port}")
             try:
-                dmac = _mac(member.dmac)
+                dmac = parse_mac(member.dmac)
             except ValueError as e:
                 raise TargetError("INVALID_ARGUMENT", str(e)) from None
             value = MEMBER.pack(MEMBER_KINDS["local"], member.port, 0, dmac)
@@ -650,14 +526,7 @@ class EbpfTarget:
         active = libbpf.map_lookup(self._fds["cls_active"], U32.pack(0), 4) or bytes(4)
         self._bank = U32.unpack(active)[0] & 1
         bank = libbpf.map_lookup(self._fds["cls_banks"], U32.pack(self._bank), BANK_SIZE)
-        bank = bank or bytes(BANK_SIZE)
-        count = BANK_HEAD.unpack_from(bank)[0]
-        for i in range(min(count, MAX_CLASSIFIER_RULES)):
-            (src, srcm, dst, dstm, sp, spm, dp, dpm, pr, prm, prio,
-             spi) = RULE.unpack_from(bank, BANK_HEAD.size + i * RULE.size)
-            st.rules.append(ClassifierRule(prio, Ternary(src, srcm), Ternary(dst, dstm),
-                                           Ternary(pr, prm), Ternary(sp, spm), Ternary(dp, dpm),
-                                           spi))
+        st.rules = unpack_rules(bank or bytes(BANK_SIZE))
         for key in libbpf.map_keys(self._fds["sff"], 4):
             val = libbpf.map_lookup(self._fds["sff"], key, SFF.size)
             if val is None:
@@ -667,23 +536,16 @@ class EbpfTarget:
             st.sff[(k >> 8, k & 0xFF)] = SffAction(SFF_NAMES.get(kind, "drop"), sid)
         for mid in range(MAX_MEMBERS):
             val = libbpf.map_lookup(self._fds["members"], U32.pack(mid), MEMBER.size)
-            kind, port, endpoint, dmac = MEMBER.unpack(val or bytes(MEMBER.size))
-            if kind == MEMBER_KINDS["local"]:
-                st.members[mid] = Member("local", port=port, dmac=dmac)
-            elif kind == MEMBER_KINDS["remote"]:
-                st.members[mid] = Member("remote", endpoint=IPv4Address(endpoint))
+            member = unpack_member(val or bytes(MEMBER.size))
+            if member is not None:
+                st.members[mid] = member
         for slot in range(SELECT_SLOTS):
             val = libbpf.map_lookup(self._fds["groups"], U32.pack(slot), GROUP.size)
             if val is None:
                 continue
-            fields = GROUP.unpack(val)
-            n_members, present = fields[1], fields[2]
-            if not present:
-                continue
-            ids = fields[3 + GROUP_SLOTS: 3 + 2 * GROUP_SLOTS]
-            weights = fields[3 + 2 * GROUP_SLOTS: 3 + 3 * GROUP_SLOTS]
-            st.groups[slot] = [(ids[i], weights[i])
-                               for i in range(min(n_members, GROUP_SLOTS))]
+            group = unpack_group(val)
+            if group is not None:
+                st.groups[slot] = group
         return st
 
     def describe(self) -> str:
@@ -691,24 +553,11 @@ class EbpfTarget:
         lines = [f"pipeline pinned at {self.pin_dir}"]
         for p in sorted(self.ports.values(), key=lambda p: p.p4port):
             lines.append(f"  port {p.p4port}: {p.ifname or '?'} ifindex {p.ifindex} "
-                         f"{ROLE_NAMES.get(p.role, p.role)} {_mac_str(p.mac)} mtu {p.mtu}")
+                         f"{ROLE_NAMES.get(p.role, p.role)} {format_mac(p.mac)} mtu {p.mtu}")
         st = self._state
         lines.append(f"  {len(st.rules)} classifier rules, {len(st.sff)} sff entries, "
                      f"{len(st.members)} members, {len(st.groups)} groups (select slots)")
         return "\n".join(lines)
-
-
-def pack_group(members: Sequence[tuple[int, int]]) -> bytes:
-    """The `groups` map value for (member id, weight) pairs (see the module doc)."""
-    expansion = [mid for mid, w in members for _ in range(w)]
-    n = len(expansion)
-    slots = [expansion[j % n] for j in range(GROUP_SLOTS)] if n else [0] * GROUP_SLOTS
-    ids = [mid for mid, _ in members] + [0] * (GROUP_SLOTS - len(members))
-    weights = [w for _, w in members] + [0] * (GROUP_SLOTS - len(members))
-    bits = [0] * (MAX_MEMBERS // 64)
-    for mid, _ in members:
-        bits[mid >> 6] |= 1 << (mid & 63)
-    return GROUP.pack(n, len(members), 1, *slots, *ids, *weights, *bits)
 
 
 def remove_pins(pin_dir: str | os.PathLike[str]) -> None:

@@ -29,11 +29,23 @@ MAX_SERVICES = 256
 SELECT_SLOTS = 2 * MAX_SERVICES  # one group per (service id, from_remote)
 MAX_MEMBERS = 1024
 GROUP_SLOTS = 64
+MAX_PORTS = 512
+PORT_ROLES = ("router", "hostbridge", "vnf", "host")  # PIPELINE.md "Ports"
 
 
-def encode_value(v: int) -> bytes:
-    """int -> canonical P4Runtime byte string (shortest, at least one byte)."""
-    return v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big")
+def role_of_port(p4port: int) -> str:
+    """The role PIPELINE.md gives a P4 port number: 1 router, 2 hostbridge, 16..63 VNF,
+    64..511 host."""
+    if p4port == 1:
+        return "router"
+    if p4port == 2:
+        return "hostbridge"
+    if 16 <= p4port < 64:
+        return "vnf"
+    if 64 <= p4port < MAX_PORTS:
+        return "host"
+    raise ValueError(f"P4 port {p4port} has no role in PIPELINE.md's numbering "
+                     "(1, 2, 16..63, 64..511)")
 
 
 def select_slot(service_id: int, from_remote: int) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import Literal, assert_never
 
 from dmano.config import NodeConfig
 from dmano.service_plane import ServiceTable
@@ -67,19 +68,99 @@ class DesiredState:
         return {m for g in self.groups.values() for m in g}
 
 
-@dataclass(frozen=True)
-class Op:
-    """One write. kind: config | rule | sff | member | group | select; action: set |
-    delete."""
+Action = Literal["set", "delete"]
+SffValue = tuple[str, int]  # ("to_service", service id) | ("end_of_chain", 0) | ("drop", 0)
+GroupValue = tuple[tuple[MemberKey, int], ...]  # (member, weight), sorted
+
+
+def _op_text(action: str, kind: str, key: object, value: object) -> str:
+    return f"{action} {kind} {key}" + ("" if value is None else f" = {value}")
+
+
+class _ValueOp:
+    """An op that sets its key to ``value``, or deletes it when ``value`` is None."""
 
     kind: str
-    action: str
     key: object
-    value: object = None
+    value: object
+
+    @property
+    def action(self) -> Action:
+        return "delete" if self.value is None else "set"
 
     def __str__(self) -> str:
-        val = "" if self.value is None else f" = {self.value}"
-        return f"{self.action} {self.kind} {self.key}{val}"
+        return _op_text(self.action, self.kind, self.key, self.value)
+
+
+class _KeyOp:
+    """An op that inserts (``set``) or deletes its key."""
+
+    kind: str
+    key: object
+    action: Action
+
+    def __str__(self) -> str:
+        return _op_text(self.action, self.kind, self.key, None)
+
+
+@dataclass(frozen=True)
+class ConfigOp(_ValueOp):
+    """Set the default entry of sff_config: (local_ip, router_mac, local_mac)."""
+
+    value: tuple[str, str, str]
+    kind: Literal["config"] = field(default="config", init=False)
+    key: Literal["sff_config"] = field(default="sff_config", init=False)
+
+
+@dataclass(frozen=True)
+class RuleOp(_KeyOp):
+    """Insert or delete one classifier entry."""
+
+    action: Action
+    key: TernaryRule
+    kind: Literal["rule"] = field(default="rule", init=False)
+
+
+@dataclass(frozen=True)
+class MemberOp(_KeyOp):
+    """Insert or delete one selector member (its id is the writer's business)."""
+
+    action: Action
+    key: MemberKey
+    kind: Literal["member"] = field(default="member", init=False)
+
+
+@dataclass(frozen=True)
+class SffOp(_ValueOp):
+    """Set the sff_next entry (spi, si) to ``value``; None deletes it."""
+
+    key: tuple[int, int]
+    value: SffValue | None
+    kind: Literal["sff"] = field(default="sff", init=False)
+
+
+@dataclass(frozen=True)
+class GroupOp(_ValueOp):
+    """Set group ``key`` to ``value`` (members and weights); None deletes it."""
+
+    key: int
+    value: GroupValue | None
+    kind: Literal["group"] = field(default="group", init=False)
+
+
+@dataclass(frozen=True)
+class SelectOp(_ValueOp):
+    """Point the instance_select entry (service id, from_remote) at group ``value``; None
+    deletes the entry."""
+
+    key: tuple[int, int]
+    value: int | None
+    kind: Literal["select"] = field(default="select", init=False)
+
+
+# One write. ``kind`` tells them apart (config | rule | sff | member | group | select),
+# ``action`` is set | delete; ``match op: case SffOp(): ...`` narrows it.
+Op = ConfigOp | RuleOp | MemberOp | SffOp | GroupOp | SelectOp
 
 
 def port_range_to_ternary(lo: int, hi: int, bits: int = 16) -> list[tuple[int, int]]:
@@ -191,31 +272,31 @@ def diff(have: DesiredState, want: DesiredState) -> list[Op]:
     """Ordered writes that turn ``have`` into ``want``."""
     ops: list[Op] = []
     if want.config is not None and want.config != have.config:
-        ops.append(Op("config", "set", "sff_config", want.config))
+        ops.append(ConfigOp(want.config))
     for rule in sorted(have.classifier - want.classifier):
-        ops.append(Op("rule", "delete", rule))
+        ops.append(RuleOp("delete", rule))
     for rule in sorted(want.classifier - have.classifier):
-        ops.append(Op("rule", "set", rule))
+        ops.append(RuleOp("set", rule))
     for key in sorted(have.sff.keys() - want.sff.keys()):
-        ops.append(Op("sff", "delete", key))
+        ops.append(SffOp(key, None))
     for key, value in sorted(want.sff.items()):
         if have.sff.get(key) != value:
-            ops.append(Op("sff", "set", key, value))
+            ops.append(SffOp(key, value))
     # members, then groups, then the entries pointing at groups; deletions in reverse
     for m in sorted(want.members() - have.members()):
-        ops.append(Op("member", "set", m))
+        ops.append(MemberOp("set", m))
     for gid, weights in sorted(want.groups.items()):
         if have.groups.get(gid) != weights:
-            ops.append(Op("group", "set", gid, tuple(sorted(weights.items()))))
+            ops.append(GroupOp(gid, tuple(sorted(weights.items()))))
     for key, gid in sorted(want.selects.items()):
         if have.selects.get(key) != gid:
-            ops.append(Op("select", "set", key, gid))
+            ops.append(SelectOp(key, gid))
     for key in sorted(have.selects.keys() - want.selects.keys()):
-        ops.append(Op("select", "delete", key))
+        ops.append(SelectOp(key, None))
     for gid in sorted(have.groups.keys() - want.groups.keys()):
-        ops.append(Op("group", "delete", gid))
+        ops.append(GroupOp(gid, None))
     for m in sorted(have.members() - want.members()):
-        ops.append(Op("member", "delete", m))
+        ops.append(MemberOp("delete", m))
     return ops
 
 
@@ -224,25 +305,33 @@ def apply_ops(state: DesiredState, ops: Iterable[Op]) -> DesiredState:
     out = DesiredState(state.config, set(state.classifier), dict(state.sff),
                        {k: dict(v) for k, v in state.groups.items()}, dict(state.selects))
     for op in ops:
-        if op.kind == "config":
-            out.config = op.value  # type: ignore[assignment]
-        elif op.kind == "rule":
-            (out.classifier.add if op.action == "set" else out.classifier.discard)(op.key)
-        elif op.kind == "sff":
-            if op.action == "set":
-                out.sff[op.key] = op.value  # type: ignore[index]
-            else:
-                out.sff.pop(op.key, None)  # type: ignore[arg-type]
-        elif op.kind == "group":
-            if op.action == "set":
-                out.groups[op.key] = dict(op.value)  # type: ignore[index, arg-type]
-            else:
-                out.groups.pop(op.key, None)  # type: ignore[arg-type]
-        elif op.kind == "select":
-            if op.action == "set":
-                out.selects[op.key] = op.value  # type: ignore[index, assignment]
-            else:
-                out.selects.pop(op.key, None)  # type: ignore[arg-type]
+        match op:
+            case ConfigOp():
+                out.config = op.value
+            case RuleOp():
+                if op.action == "set":
+                    out.classifier.add(op.key)
+                else:
+                    out.classifier.discard(op.key)
+            case SffOp():
+                if op.value is None:
+                    out.sff.pop(op.key, None)
+                else:
+                    out.sff[op.key] = op.value
+            case GroupOp():
+                if op.value is None:
+                    out.groups.pop(op.key, None)
+                else:
+                    out.groups[op.key] = dict(op.value)
+            case SelectOp():
+                if op.value is None:
+                    out.selects.pop(op.key, None)
+                else:
+                    out.selects[op.key] = op.value
+            case MemberOp():
+                pass  # members live in the groups
+            case _:
+                assert_never(op)
     return out
 
 

@@ -14,6 +14,7 @@ from p4.config.v1 import p4info_pb2
 
 from connector_p4 import bmv2_build, bmv2_target
 from connector_p4.bmv2_target import Bmv2Connector
+from dmano.p4info import P4InfoIndex, P4InfoNameError
 
 P4INFO = Path(bmv2_build.HERE) / "connector.p4info.txtpb"
 H1, H2, GW = "02:dc:01:02:01:01", "02:dc:01:02:02:01", "02:dc:01:02:00:01"
@@ -28,9 +29,9 @@ def conn() -> Bmv2Connector:
 
 
 @pytest.fixture
-def ids() -> bmv2_target._Ids:
+def ids() -> P4InfoIndex:
     info = text_format.Parse(P4INFO.read_text(), p4info_pb2.P4Info())
-    return bmv2_target._Ids(info)
+    return P4InfoIndex(info)
 
 
 def test_switch_command_maps_every_port_and_listens_on_the_socket():
@@ -70,7 +71,7 @@ def test_l2_entries_replace_the_bridge(conn):
 def test_updates_use_the_p4info_ids_and_canonical_values(conn, ids):
     up = bmv2_target._config_update(ids, conn)
     te = up.entity.table_entry
-    assert te.is_default_action and te.table_id == ids.table("Ingress.sff_config").preamble.id
+    assert te.is_default_action and te.table_id == ids.table("Ingress.sff_config").id
     params = [p.value for p in te.action.action.params]
     assert params == [bytes([10, 1, 0, 2]), bytes.fromhex("02dc01000001"),
                       bytes.fromhex("02dc01000002")]
@@ -87,8 +88,10 @@ def test_updates_use_the_p4info_ids_and_canonical_values(conn, ids):
 
 
 def test_unknown_names_are_a_clear_error(ids):
-    with pytest.raises(bmv2_target.Bmv2SetupError, match=r"no table Ingress\.nope"):
+    with pytest.raises(P4InfoNameError, match=r"no table 'Ingress\.nope'"):
         ids.table("Ingress.nope")
+    with pytest.raises(P4InfoNameError, match=r"Ingress\.l2_out has no parameter 'nope'"):
+        ids.action("Ingress.l2_out").param("nope")
 
 
 def test_crc32_calculations_found_in_the_json(tmp_path):
