@@ -47,6 +47,7 @@ reproduce: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test-unit: setup
 	$(VENV)/bin/pytest -q tests/unit
@@ -56,6 +57,7 @@ test-integration: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q tests
 
 bench: setup

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from dmano import lsa
 
@@ -74,7 +75,7 @@ def client_class(oc: ModuleType) -> type:
     reference to that writer; everything else is FRR's client.
     """
 
-    class OpaqueClient(oc.OspfOpaqueClient):  # type: ignore[misc, name-defined]
+    class OpaqueClient(oc.OspfOpaqueClient):  # type: ignore[name-defined]
         _aw: asyncio.StreamWriter | None = None
 
         async def _connect_locked(self) -> None:
@@ -108,7 +109,7 @@ class OspfApiSession:
         self.on_delete = on_delete
         self.on_reset = on_reset
         self.on_connected = on_connected
-        self.client = None  # the connected ospfclient.OspfOpaqueClient, if any
+        self.client: Any = None  # the connected ospfclient.OspfOpaqueClient, if any
         self.desired: dict[int, bytes] = {}  # instance id -> body we want announced
         # instance id -> (opaque id, body, monotonic time) of what ospfd accepted
         self.announced: dict[int, tuple[int, bytes, float]] = {}

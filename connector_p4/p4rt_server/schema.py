@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import text_format  # type: ignore[import-untyped]
+from google.protobuf import text_format
 from p4.config.v1 import p4info_pb2
 
 from dmano.p4info import P4InfoIndex, TableInfo
