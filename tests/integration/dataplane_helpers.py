@@ -62,30 +62,58 @@ def wait_vnf_count(net: Network, name: str, key: str, at_least: int,
 
 
 def udp_sink_start(net: Network, host: str, port: int = 5000) -> subprocess.Popen:
-    """A sink counting datagrams per source port; prints JSON on SIGTERM."""
+    """A sink counting datagrams per source port; prints JSON on SIGTERM and keeps its
+    running total in ``<run folder>/sink_<host>_<port>.count`` (see wait_sink_total)."""
     script = net.run_folder / f"sink_{host}.py"
+    total_file = net.run_folder / f"sink_{host}_{port}.count"
     script.write_text(r"""
-import json, signal, socket, sys
+import json, os, signal, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("", int(sys.argv[1])))
-s.settimeout(0.2)
+s.settimeout(0.05)
 counts = {}
 stop = []
 signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+
+def save(total):
+    with open(sys.argv[2] + ".tmp", "w") as f:
+        f.write(str(total))
+    os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+
+save(0)
 print("READY", flush=True)
+total = saved = 0
 while not stop:
     try:
         data, (ip, sport) = s.recvfrom(65535)
+        counts[sport] = counts.get(sport, 0) + 1
+        total += 1
     except socket.timeout:
-        continue
-    counts[sport] = counts.get(sport, 0) + 1
+        pass
+    if total != saved:
+        save(total)
+        saved = total
 print(json.dumps(counts), flush=True)
 """)
     netns = net.nodes[host].netns
     proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{netns}", sys.executable,
-                             str(script), str(port)], stdout=subprocess.PIPE, text=True)
+                             str(script), str(port), str(total_file)],
+                            stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    proc.total_file = total_file  # type: ignore[attr-defined]
     return proc
+
+
+def wait_sink_total(proc: subprocess.Popen, total: int, timeout: float = 10) -> int:
+    """Wait until the sink has received ``total`` datagrams (or the deadline); return
+    what it has received."""
+    path: Path = proc.total_file  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    got = int(path.read_text() or 0)
+    while got < total and time.monotonic() < deadline:
+        time.sleep(0.02)
+        got = int(path.read_text() or 0)
+    return got
 
 
 def udp_sink_stop(proc: subprocess.Popen) -> dict[int, int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-import time
 from ipaddress import IPv4Address
 
 import pytest
@@ -31,6 +30,7 @@ from tests.integration.dataplane_helpers import (
     udp_sink_stop,
     vnf_stats,
     wait_capture_ready,
+    wait_sink_total,
 )
 from topologies import addressing as addr
 from topologies.network import Network
@@ -74,12 +74,18 @@ def test_traffic_passes_ids_then_one_fw(fig1):
     sink = udp_sink_start(net, "dst")
     try:
         sent = send_flows(net, "src", DST, flows=40, packets=5, gap_s=0.001)
-        time.sleep(1.0)
+        wait_sink_total(sink, sent)
     finally:
         got = udp_sink_stop(sink)
     assert sent == 200
     assert sum(got.values()) == sent and len(got) == 40  # nothing lost, every flow arrived
-    time.sleep(0.6)  # VNF counters are written every 0.5 s
+
+    def counted() -> dict[str, int]:  # VNF counters are written every 0.2 s
+        now = {v: vnf_stats(net, v) for v in ("ids1", "fw1", "fw2")}
+        return {v: now[v]["packets_in"] - before[v]["packets_in"] for v in now}
+
+    wait_for("every packet counted by the VNFs",
+             lambda: (d := counted())["ids1"] == sent and d["fw1"] + d["fw2"] == sent, 10)
     after = {v: vnf_stats(net, v) for v in ("ids1", "fw1", "fw2")}
     delta = {v: after[v]["packets_in"] - before[v]["packets_in"] for v in after}
     assert delta["ids1"] == sent
@@ -128,13 +134,16 @@ def test_firewall_rule_drops_matching_flow(fig1):
     sink = udp_sink_start(net, "dst", port=666)
     try:
         send_flows(net, "src", DST, port=666, sport0=30000, flows=4, packets=5)
-        time.sleep(1.0)
+
+        def dropped() -> int:
+            return sum(vnf_stats(net, v)["dropped"]["policy_drop"] for v in ("fw1", "fw2"))
+
+        # every packet reached a FW and was dropped there (none can be on its way on)
+        wait_for("20 policy drops", lambda: dropped() - before >= 20, 10)
     finally:
         got = udp_sink_stop(sink)
     assert got == {}
-    time.sleep(0.6)
-    after = sum(vnf_stats(net, v)["dropped"]["policy_drop"] for v in ("fw1", "fw2"))
-    assert after - before == 20
+    assert dropped() - before == 20
 
 
 def test_p4runtime_shell_reads_and_a_lower_election_id_cannot_write(fig1):
@@ -316,7 +325,7 @@ def test_malformed_input_dropped_and_counted_valid_flow_unharmed(fig1):
             sent = send_flows(net, "src", DST, sport0=45000, flows=1, packets=300, gap_s=0.003)
         finally:
             out, _ = flood.communicate(timeout=120)
-        time.sleep(1.0)
+        wait_sink_total(sink, sent)
         got = udp_sink_stop(sink)
         assert got == {45000: sent}, (got, out)  # the valid flow lost nothing
         after = drop_counters(reader)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import selectors
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from connector_p4 import bmv2_build
 from scenarios.figures import read_shares
 from tests.integration.conftest import ROOT, our_namespaces
+from topologies import runstate
 
 SHORT = ROOT / "scenarios" / "paper_fig4_short.yaml"
 
@@ -41,6 +43,7 @@ def test_short_paper_scenario(tmp_path: Path, connector: str):
     def mean_share(instance: str, lo: float, hi: float) -> float:
         xs = [r.share for r in shares
               if r.instance == instance and lo < r.t_s <= hi and r.share is not None]
+        assert xs, f"no share samples of {instance} in ({lo}, {hi}]"
         return 100 * sum(xs) / len(xs)
 
     # phase 1: both instances carry load, close to 50/50 (hash placement of 100 flows
@@ -57,22 +60,35 @@ def test_short_paper_scenario(tmp_path: Path, connector: str):
     flows = (run / "flows.csv").read_text().splitlines()[1:]
     lost = [ln for ln in flows if ln.split(",")[6] != ln.split(",")[7]]
     assert not lost, lost[:5]
-    assert summary
+    # summary.json says the same as the text report and the CSVs
+    assert summary["scenario"] == "paper_fig4_short" and summary["runs"] == 1
+    assert summary["loss"]["lost"] == 0 and summary["loss"]["sent"] > 0
+    assert summary["loss"]["sent"] == sum(int(ln.split(",")[6]) for ln in flows)
+    assert set(summary["windows"]) == {"phase1", "phase2"}
 
 
 def test_ctrl_c_stops_cleanly(tmp_path: Path):
     before = set(our_namespaces())
+    runs_before = {r.run_id for r in runstate.list_runs()}
     proc = subprocess.Popen([sys.executable, "-m", "scenarios", "run", str(SHORT),
                              "--output", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
     assert proc.stdout is not None
-    for line in proc.stdout:
-        if "flows active" in line or time.monotonic() > deadline:
-            break
+    seen = []
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if sel.select(timeout=max(0.0, deadline - time.monotonic())):
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "flows active" in line:
+                break
+    sel.close()
+    assert seen and "flows active" in seen[-1], "".join(seen)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "interrupted" in out
     assert set(our_namespaces()) - before == set()
-    assert not list(Path("/run/dsfc").glob("*")) if Path("/run/dsfc").exists() else True
+    assert {r.run_id for r in runstate.list_runs()} - runs_before == set()
