@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from dmano.atomicfile import write_text_atomic
 from scenarios import figures
 from scenarios.report import RunSummary, report_run, report_set
 from scenarios.spec import (
@@ -93,7 +94,7 @@ class Run:
                 self._stop_tools()
                 self._collect_logs()
         self._write_flows()
-        (self.folder / figures.META_FILE).write_text(json.dumps({
+        write_text_atomic(self.folder / figures.META_FILE, json.dumps({
             "scenario": self.s.name, "scenario_file": str(self.s.path),
             "topology": str(topo.path), "policy": self.s.policy_ref,
             "time_scale": self.s.time_scale, "seed": self.s.rep_seed(self.rep),
@@ -156,7 +157,7 @@ class Run:
                         f"{f.dst_port}"}
                 for f in flows if self.s.traffic_class(f.traffic).source == src]}
             plan_path = self.folder / f"plan-{src}.json"
-            plan_path.write_text(json.dumps(plan))
+            write_text_atomic(plan_path, json.dumps(plan))
             args = [sys.executable, "-m", "scenarios.traffic", "gen", "--plan", str(plan_path),
                     "--epoch-ns", str(epoch), "--quiet",
                     "--interval", str(self.s.wall(self.s.measure.sample_period_s)),

@@ -272,7 +272,9 @@ class Generator:
         f.sock.close()
         self._ports.release(f.sport)
         self.active -= 1
-        due = f.count if status == "complete" else self._due_by(f, end_ns)
+        # "complete" is only reached with a packet count (a flow without one is cut)
+        due = f.count if status == "complete" and f.count is not None \
+            else self._due_by(f, end_ns)
         t = self.totals
         t[status] += 1
         t["requested"] += due

@@ -79,6 +79,15 @@ ACTIONS = {
 }
 COUNTERS = {"Ingress.member_pkts": target.MAX_MEMBERS, "Ingress.drops": 16,
             "Ingress.classified": 1, "Ingress.end_of_chain": 1}
+REGISTERS = {"Ingress.flow_cache_key", "Ingress.flow_cache_val", "Ingress.flow_cache_seen",
+             "Ingress.flow_cache_born"}
+PROFILES = {"Ingress.instance_selector"}
+# how many objects of each kind the P4Info holds: every loop over them (or over what a
+# regex finds for them) checks its count first, so a loop over nothing cannot pass
+KIND_COUNTS = {"tables": len(TABLES), "actions": len(ACTIONS),
+               "action_profiles": len(PROFILES), "counters": len(COUNTERS),
+               "registers": len(REGISTERS), "direct_counters": 0, "meters": 0,
+               "direct_meters": 0}
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +106,40 @@ def by_name(objs) -> dict:
     return {o.preamble.name: o for o in objs}
 
 
+def counted(items, expected: int, what: str) -> list:
+    """``items`` as a list, after checking that there are exactly ``expected`` of them."""
+    items = list(items)
+    assert len(items) == expected, (
+        f"{what}: {len(items)} found, {expected} expected (a regex that matches nothing?)")
+    return items
+
+
+def of_kind(p4info, kind: str) -> list:
+    """The P4Info's objects of one kind, checked against :data:`KIND_COUNTS`."""
+    return counted(getattr(p4info, kind), KIND_COUNTS[kind], f"P4Info {kind}")
+
+
 def all_objects(p4info):
     for kind, prefix in (("tables", PREFIX.TABLE), ("actions", PREFIX.ACTION),
                          ("action_profiles", PREFIX.ACTION_PROFILE),
                          ("counters", PREFIX.COUNTER), ("registers", PREFIX.REGISTER),
                          ("direct_counters", PREFIX.DIRECT_COUNTER), ("meters", PREFIX.METER),
                          ("direct_meters", PREFIX.DIRECT_METER)):
-        for obj in getattr(p4info, kind):
+        for obj in of_kind(p4info, kind):
             yield kind, prefix, obj
 
 
 # --------------------------------------------------------------------------- P4Info alone
+
+
+def test_p4info_holds_the_expected_objects(p4info):
+    for kind in KIND_COUNTS:
+        of_kind(p4info, kind)
+    assert {t.preamble.name for t in p4info.tables} == set(TABLES)
+    assert {a.preamble.name for a in p4info.actions} == set(ACTIONS)
+    assert {c.preamble.name for c in p4info.counters} == set(COUNTERS)
+    assert {r.preamble.name for r in p4info.registers} == REGISTERS
+    assert {p.preamble.name for p in p4info.action_profiles} == PROFILES
 
 
 def test_ids_are_unique_and_prefixed(p4info):
@@ -117,13 +149,14 @@ def test_ids_are_unique_and_prefixed(p4info):
         assert pid >> 24 == prefix, f"{kind} {obj.preamble.name}: id {pid:#x} lacks prefix"
         assert pid & 0xFFFFFF, f"{obj.preamble.name}: id {pid:#x} is only a prefix"
         ids.append(pid)
+    assert len(ids) == sum(KIND_COUNTS.values())
     assert len(ids) == len(set(ids))
     assert p4info.pkg_info.arch == "v1model"
 
 
 def test_names_and_aliases_unique_per_type(p4info):
     for kind in ("tables", "actions", "action_profiles", "counters", "registers"):
-        objs = list(getattr(p4info, kind))
+        objs = of_kind(p4info, kind)
         names = [o.preamble.name for o in objs]
         aliases = [o.preamble.alias for o in objs]
         assert len(names) == len(set(names)), kind
@@ -133,11 +166,13 @@ def test_names_and_aliases_unique_per_type(p4info):
 
 
 def test_references_resolve(p4info):
-    actions = {a.preamble.id: a for a in p4info.actions}
-    profiles = {p.preamble.id: p for p in p4info.action_profiles}
-    tables = {t.preamble.id: t for t in p4info.tables}
-    for t in p4info.tables:
+    actions = {a.preamble.id: a for a in of_kind(p4info, "actions")}
+    profiles = {p.preamble.id: p for p in of_kind(p4info, "action_profiles")}
+    tables = {t.preamble.id: t for t in of_kind(p4info, "tables")}
+    assert len(actions) == len(ACTIONS) and len(tables) == len(TABLES)  # ids distinct
+    for t in tables.values():
         refs = {r.id for r in t.action_refs}
+        assert refs, t.preamble.name
         assert refs <= set(actions), t.preamble.name
         if t.const_default_action_id:
             assert t.const_default_action_id in refs
@@ -147,9 +182,10 @@ def test_references_resolve(p4info):
         for r in t.action_refs:
             scoped = r.scope == p4info_pb2.ActionRef.DEFAULT_ONLY
             assert scoped == ("@defaultonly" in r.annotations)
-    for a in p4info.actions:
+    for a in actions.values():
         assert [p.id for p in a.params] == list(range(1, len(a.params) + 1))
-    for p in p4info.action_profiles:
+    for p in profiles.values():
+        assert p.table_ids, p.preamble.name
         for tid in p.table_ids:
             assert tables[tid].implementation_id == p.preamble.id
     assert NOACTION_ID in actions and actions[NOACTION_ID].preamble.name == "NoAction"
@@ -168,30 +204,42 @@ def test_expectations_are_what_pipeline_md_says():
         if m:
             named[m.group(1)] = item
     assert set(named) == set(TABLES)
+    widths_given = []  # (table, field) whose width PIPELINE.md states
+    kinds_given = set()  # tables whose match kind PIPELINE.md states
     for name, item in named.items():
         fields = re.findall(r"`((?:hdr|meta|standard_metadata)\.[\w.]+)`", item)
         assert fields == [f for f, _, _ in TABLES[name]["fields"]], name
         for f, width in re.findall(r"`((?:meta)\.[\w.]+)` \((\d+)\)", item):
             assert (f, int(width)) in [(n, w) for n, w, _ in TABLES[name]["fields"]]
+            widths_given.append((name, f))
         for kind in ("ternary", "exact"):
             if re.search(rf"\b{kind} `", item):
                 want = MT.TERNARY if kind == "ternary" else MT.EXACT
                 assert {t for _, _, t in TABLES[name]["fields"]} == {want}, name
+                kinds_given.add(name)
+    # sff_next and instance_select give the widths of their four exact meta fields
+    counted(widths_given, 4, "meta field widths in PIPELINE.md")
+    assert kinds_given == {n for n, t in TABLES.items() if t["fields"]}
     sigs = re.findall(r"`(\w+)\(([^)`]*)\)`", tables_md)
     assert sigs, "no action signatures found in PIPELINE.md"
+    checked = set()
     for act, params in sigs:
         if "bit<" not in params and params.strip():
             continue
         want = [(n, int(w)) for w, n in re.findall(r"bit<(\d+)>\s+(\w+)", params)]
         assert ACTIONS[f"Ingress.{act}"] == want, act
+        checked.add(f"Ingress.{act}")
+    assert checked == set(ACTIONS) - {"NoAction"}  # every action's signature is given
     assert "`NoAction`" in tables_md
     counters_md = md.split("## Counters", 1)[1].split("\n## ", 1)[0]
     found = dict(re.findall(r"`(Ingress\.\w+)\[\w+\]`(?: \((\d+) cells\))?", counters_md))
     assert set(found) == set(COUNTERS)
-    for name, cells in found.items():
-        if cells:
-            assert COUNTERS[name] == int(cells)
-    reasons = re.findall(r"(\d+) `(\w+)`", counters_md)
+    sized = {name: int(cells) for name, cells in found.items() if cells}
+    assert set(sized) == {"Ingress.member_pkts", "Ingress.drops"}
+    for name, cells in sized.items():
+        assert COUNTERS[name] == cells
+    reasons = counted(re.findall(r"(\d+) `(\w+)`", counters_md), len(target.DROP_REASONS),
+                      "drop reasons in PIPELINE.md")
     assert [r for _, r in reasons] == list(target.DROP_REASONS)
     assert [int(i) for i, _ in reasons] == list(range(len(target.DROP_REASONS)))
     assert "`Ingress.instance_selector`" in md
@@ -274,6 +322,8 @@ def _widths(src: str) -> dict[str, int]:
     for kind, name in re.findall(r"\b(header|struct)\s+(\w+)\s*\{", src):
         body = _block(src, src.index(f"{kind} {name}"))
         types[name] = {f: t for t, f in re.findall(r"([\w<>]+)\s+(\w+)\s*;", body)}
+        assert types[name], f"{kind} {name}: no members found"
+    assert {"headers_t", "metadata_t"} <= set(types), sorted(types)
     out = {"standard_metadata.ingress_port": 9}
     for prefix, struct in (("hdr", "headers_t"), ("meta", "metadata_t")):
         for member, mtype in types[struct].items():
@@ -302,12 +352,14 @@ def NAME(local: str) -> str:  # noqa: N802 (reads like the P4 annotation it matc
 def test_p4_source_matches_p4info(p4info, p4src):
     widths = _widths(p4src)
     consts = _consts(p4src)
+    assert consts.get("FLOW_CACHE_SLOTS") == 65536, "const declarations not found"
     ids_in_source = {int(x, 16) for x in re.findall(r"@id\((0x[0-9a-fA-F]+)\)", p4src)}
     ids_in_p4info = {o.preamble.id for _, _, o in all_objects(p4info)} - {NOACTION_ID}
+    counted(ids_in_p4info, sum(KIND_COUNTS.values()) - 1, "P4Info ids but NoAction's")
     assert ids_in_source == ids_in_p4info
     action_local = {a.preamble.id: a.preamble.name.rsplit(".", 1)[-1] for a in p4info.actions}
 
-    for a in p4info.actions:
+    for a in of_kind(p4info, "actions"):
         if a.preamble.id == NOACTION_ID:
             continue
         local = a.preamble.name.removeprefix("Ingress.")
@@ -318,7 +370,7 @@ def test_p4_source_matches_p4info(p4info, p4src):
         params = [(n, int(w)) for w, n in re.findall(r"bit<(\d+)>\s+(\w+)", m.group(2))]
         assert params == [(p.name, p.bitwidth) for p in a.params], local
 
-    for t in p4info.tables:
+    for t in of_kind(p4info, "tables"):
         local = t.preamble.name.removeprefix("Ingress.")
         m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*{NAME(local)}table\s+{local}\s*\{{", p4src)
         assert m, f"table {local} not declared with an @id in connector.p4"
@@ -330,7 +382,9 @@ def test_p4_source_matches_p4info(p4info, p4src):
         kinds = {"exact": MT.EXACT, "ternary": MT.TERNARY, "lpm": MT.LPM}
         assert [(e, widths[e], kinds[k]) for e, k in keys] == \
             [(f.name, f.bitwidth, f.match_type) for f in t.match_fields], local
-        acts = re.search(r"actions\s*=\s*\{([^}]*)\}", body).group(1)
+        acts_m = re.search(r"actions\s*=\s*\{([^}]*)\}", body)
+        assert acts_m, f"table {local}: no actions list"
+        acts = acts_m.group(1)
         listed = {}
         for item in filter(None, (x.strip() for x in acts.split(";"))):
             listed[item.split()[-1]] = item.startswith("@defaultonly")
@@ -351,18 +405,19 @@ def test_p4_source_matches_p4info(p4info, p4src):
         else:
             assert impl is None
 
-    for c in p4info.counters:
+    pat = (r"@id\((0x[0-9a-fA-F]+)\)\s*@name\(\"\.Ingress\.(\w+)\"\)\s*counter\(32w(\d+),\s*"
+           r"CounterType\.(\w+)\)\s*(\w+)\s*;")
+    declared = counted(re.finditer(pat, p4src), len(COUNTERS), "counters in connector.p4")
+    for c in of_kind(p4info, "counters"):
         local = c.preamble.name.removeprefix("Ingress.")
-        pat = (r"@id\((0x[0-9a-fA-F]+)\)\s*@name\(\"\.Ingress\.(\w+)\"\)\s*counter\(32w(\d+),\s*"
-               r"CounterType\.(\w+)\)\s*(\w+)\s*;")
-        found = [m for m in re.finditer(pat, p4src) if m.group(2) == local]
+        found = [m for m in declared if m.group(2) == local]
         assert len(found) == 1, f"counter {local} not declared once in connector.p4"
         m = found[0]
         assert int(m.group(1), 16) == c.preamble.id
         assert int(m.group(3)) == c.size
         assert m.group(4) == "packets_and_bytes"
 
-    for r in p4info.registers:
+    for r in of_kind(p4info, "registers"):
         local = r.preamble.name.removeprefix("Ingress.")
         m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*{NAME(local)}register<bit<(\d+)>>"
                       rf"\((\w+)\)\s*{local}\s*;", p4src)
@@ -372,7 +427,7 @@ def test_p4_source_matches_p4info(p4info, p4src):
         size = m.group(3)
         assert (consts[size] if size in consts else int(size)) == r.size
 
-    for p in p4info.action_profiles:
+    for p in of_kind(p4info, "action_profiles"):
         local = p.preamble.name.removeprefix("Ingress.")
         m = re.search(rf"@id\((0x[0-9a-fA-F]+)\)\s*{NAME(local)}@max_group_size\((\d+)\)\s*"
                       rf"action_selector\(HashAlgorithm\.(\w+),\s*32w(\d+),\s*32w(\d+)\)\s*"
@@ -400,11 +455,19 @@ def test_p4_sets_from_remote_only_when_decapsulating(p4src):
 
 def test_p4_source_uses_every_declared_object(p4src):
     """Every table is applied and every counter counts (else p4c drops or warns)."""
-    for t in re.findall(r"\btable\s+(\w+)\s*\{", p4src):
+    tables = re.findall(r"\btable\s+(\w+)\s*\{", p4src)
+    assert {f"Ingress.{t}" for t in counted(tables, len(TABLES), "tables in connector.p4")} \
+        == set(TABLES)
+    for t in tables:
         assert re.search(rf"\b{t}\.apply\(\)", p4src), t
-    for c in re.findall(r"counter\([^)]*\)\s*(\w+)\s*;", p4src):
+    # the counter variables are not all named like their P4Runtime objects (end_of_chain_pkts)
+    counters = re.findall(r"counter\([^)]*\)\s*(\w+)\s*;", p4src)
+    for c in counted(counters, len(COUNTERS), "counters in connector.p4"):
         assert re.search(rf"\b{c}\.count\(", p4src), c
-    for r in re.findall(r"register<[^;]*\)\s*(\w+)\s*;", p4src):
+    registers = re.findall(r"register<[^;]*\)\s*(\w+)\s*;", p4src)
+    assert {f"Ingress.{r}" for r in counted(registers, len(REGISTERS),
+                                            "registers in connector.p4")} == REGISTERS
+    for r in registers:
         assert re.search(rf"\b{r}\.read\(", p4src) and re.search(rf"\b{r}\.write\(", p4src), r
 
 
@@ -431,5 +494,6 @@ def test_p4c_generates_the_same_p4info(tmp_path, p4info):
                                   allow_unknown_field=True)
     assert p4info_fingerprint(generated) == p4info_fingerprint(p4info)
     for kind in ("tables", "actions", "action_profiles", "counters", "registers"):
+        of_kind(p4info, kind)
         assert {o.preamble.name: o.preamble.alias for o in getattr(generated, kind)} == \
             {o.preamble.name: o.preamble.alias for o in getattr(p4info, kind)}, kind
