@@ -381,12 +381,11 @@ class Network:
             shutil.chown(paths.folder, "frr", "frr")
             for f in paths.folder.iterdir():
                 shutil.chown(f, "frr", "frr")
-            frr.check_configs(paths)
+            frr.check_configs(paths, frr.daemons(self.topo))
             self.routers[n.name] = RouterHandle(n.name, self.nodes[f"r{n.name}"], paths)
-        for handle in self.routers.values():
-            self._start_daemon(handle, "zebra")
-        for handle in self.routers.values():
-            self._start_daemon(handle, "ospfd")
+        for daemon in frr.daemons(self.topo):
+            for handle in self.routers.values():
+                self._start_daemon(handle, daemon)
 
     def _start_daemon(self, handle: RouterHandle, daemon: str) -> None:
         assert self.registry is not None

@@ -59,6 +59,23 @@ def neighbor_states(router: Vtysh) -> dict[str, str]:
     return states
 
 
+def bfd_peers(router: Vtysh) -> dict[str, str]:
+    """BFD peer address -> session status (up, down, init) of one router's bfdd."""
+    data = _json(router.vtysh("show bfd peers json"))
+    return {str(p.get("peer")): str(p.get("status", "?"))
+            for p in (data if isinstance(data, list) else [])}
+
+
+def expected_bfd_peers(topo: Topology, node: str) -> set[str]:
+    """The neighbours' link addresses: OSPF asks bfdd for one session each."""
+    out = set()
+    for lk in topo.links:
+        if node in (lk.a, lk.b):
+            la = addr.link_addressing(lk)
+            out.add(str((la.b_addr if lk.a == node else la.a_addr).ip))
+    return out
+
+
 def routes(router: Vtysh, protocol: str = "") -> dict[str, list[dict[str, Any]]]:
     cmd = f"show ip route {protocol} json" if protocol else "show ip route json"
     return _json(router.vtysh(cmd))
@@ -84,6 +101,12 @@ def problems(topo: Topology, routers: Mapping[str, Vtysh]) -> list[str]:
             st = states.get(rid)
             if st is None or not st.startswith("Full"):
                 issues.append(f"r{node}: neighbour {rid} is {st or 'absent'}")
+        if topo.ospf.bfd is not None:
+            peers = bfd_peers(router)
+            for peer in sorted(expected_bfd_peers(topo, node)):
+                if peers.get(peer) != "up":
+                    issues.append(f"r{node}: BFD session to {peer} is "
+                                  f"{peers.get(peer, 'absent')}")
         table = routes(router)
         have = {IPv4Network(p) for p, es in table.items() if any(e.get("selected") for e in es)}
         missing = sorted(want - have)

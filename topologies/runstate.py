@@ -236,9 +236,14 @@ def clean_run(reg: Registry) -> None:
     if NETNS_DIR.is_dir():
         names += [p.name for p in NETNS_DIR.glob(f"{NS_PREFIX}{reg.run_id}-*")]
     ended += remove_namespaces(names)
+    frr_daemons = ("zebra", "ospfd", "bfdd", "staticd")
     for pid, comm in ended:
-        if comm in ("zebra", "ospfd", "staticd"):
+        if comm in frr_daemons:
             remove_crashlog_dir(comm, pid)
+    for p in reg.processes:  # also those that died before (killed by a test or a scenario)
+        daemon = str(p.get("name", "")).rpartition(":")[2]
+        if daemon in frr_daemons and not alive(p["pid"], p.get("start")):
+            remove_crashlog_dir(daemon, p["pid"])
     for d in [*reg.bpf_dirs, str(BPF_ROOT / reg.run_id)]:
         shutil.rmtree(d, ignore_errors=True)
     with contextlib.suppress(OSError):

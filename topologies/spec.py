@@ -92,6 +92,21 @@ class OspfTimers:
     spf_max_hold_ms: int = 1000
     lsa_throttle_ms: int = 50
     lsa_min_arrival_ms: int = 10
+    bfd: Bfd | None = field(default_factory=lambda: Bfd())  # None: BFD off
+
+
+@dataclass(frozen=True)
+class Bfd:
+    """BFD (FRR bfdd) on every router link, OSPF tied to it (``ip ospf bfd``): a silent
+    neighbour is declared down after ``interval_ms * multiplier`` instead of the dead
+    interval."""
+
+    interval_ms: int = 100  # transmit and receive interval
+    multiplier: int = 3
+
+    @property
+    def detect_ms(self) -> int:
+        return self.interval_ms * self.multiplier
 
 
 @dataclass(frozen=True)
@@ -184,10 +199,27 @@ def _ospf(top: Fields) -> OspfTimers:
             spf_max_hold_ms=f.int("spf_max_hold_ms", default=1000, lo=0, hi=600000),
             lsa_throttle_ms=f.int("lsa_throttle_ms", default=50, lo=0, hi=5000),
             lsa_min_arrival_ms=f.int("lsa_min_arrival_ms", default=10, lo=0, hi=600000),
+            bfd=_bfd(f),
         )
         if t.dead_s <= t.hello_s:
             raise f.error("dead_s", f"expected more than hello_s ({t.hello_s}), got {t.dead_s}")
     return t
+
+
+def _bfd(ospf: Fields) -> Bfd | None:
+    """``bfd: off`` (or false), or ``bfd: {interval_ms: 100, multiplier: 3}``."""
+    data = ospf.raw("bfd", default=None)
+    if data is None or data is True or data == "on":
+        return Bfd()
+    if data is False or data == "off":
+        return None
+    if not isinstance(data, dict):
+        raise ospf.error("bfd", "expected off or a mapping {interval_ms, multiplier}, got "
+                                f"{data!r}")
+    with Fields(data, ospf.path, ospf.field("bfd"), ospf.line_of("bfd")) as f:
+        # FRR's bfdd accepts intervals of 10..60000 ms and a multiplier of 2..255
+        return Bfd(interval_ms=f.int("interval_ms", default=100, lo=10, hi=60000),
+                   multiplier=f.int("multiplier", default=3, lo=2, hi=255))
 
 
 def _node(f: Fields) -> NodeSpec:

@@ -8,7 +8,13 @@ import pytest
 from tests.integration.conftest import TOPO_DIR
 from topologies import addressing as addr
 from topologies.network import Network
-from topologies.readiness import neighbor_states, ospf_route_costs, problems
+from topologies.readiness import (
+    bfd_peers,
+    expected_bfd_peers,
+    neighbor_states,
+    ospf_route_costs,
+    problems,
+)
 from topologies.spec import load_topology
 
 STUB_COST = 10  # FRR's default cost of the passive connector / host interfaces
@@ -80,3 +86,39 @@ def test_ospf_api_is_loopback_only(fig3):
     local = fig3.nodes["rA"].cmd(
         "timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/2607' && echo OPEN || echo CLOSED")
     assert "OPEN" in local
+
+
+def test_bfd_session_up_to_every_neighbour(fig3):
+    """Readiness waited for them: one BFD session per router link, Up, both ways."""
+    topo = fig3.topo
+    assert topo.ospf.bfd is not None  # on by default
+    for n in topo.nodes:
+        peers = bfd_peers(fig3.routers[n.name])
+        assert set(peers) == expected_bfd_peers(topo, n.name), n.name
+        assert set(peers.values()) == {"up"}, (n.name, peers)
+
+
+def test_silent_node_is_dropped_by_bfd_before_the_dead_interval():
+    """A node whose daemons die while its links stay up (no carrier loss to notice):
+    its neighbours learn it from BFD (100 ms x 3), not from OSPF's 4 s dead interval."""
+    import os
+    import signal
+
+    from tests.integration.conftest import wait_for
+
+    topo = load_topology(TOPO_DIR / "paper_fig3.yaml")
+    assert topo.ospf.dead_s == 4 and topo.ospf.bfd is not None
+    with Network(topo) as net:
+        d_rid = str(addr.router_id(topo.node("D").index))
+        for peer in ("C", "E"):
+            assert neighbor_states(net.routers[peer])[d_rid].startswith("Full")
+        for daemon in ("bfdd", "ospfd", "zebra"):
+            os.kill(int(net.routers["D"].paths.pidfile(daemon).read_text()), signal.SIGKILL)
+        assert "UP" in net.nodes["rC"].cmd("ip -o link show to-D")  # the link is still up
+        # well within the 4 s dead interval: only BFD can have told them (it takes ~0.3 s)
+        for peer in ("C", "E"):
+            wait_for(f"r{peer} drops D", lambda p=peer: d_rid not in
+                     neighbor_states(net.routers[p]), topo.ospf.dead_s / 2)
+        wait_for("rA's route to D's loopback gone",
+                 lambda: addr.loopback(topo.node("D").index).network
+                 not in ospf_route_costs(net.routers["A"]), 5)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 
+import pytest
+
+from dmano.yamlconf import ConfigError
 from topologies import addressing as addr
-from topologies.frr import ospfd_conf
+from topologies.frr import BFD_PROFILE, bfdd_conf, daemons, ospfd_conf
 from topologies.spec import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,3 +48,52 @@ def test_ospfd_config_has_costs_timers_and_opaque():
     assert " ip ospf passive" in blocks["interface conn"]
     assert "interface to-B" not in conf
     assert f" timers throttle lsa all {topo.ospf.lsa_throttle_ms}" in conf
+
+
+def test_bfd_on_by_default_on_router_links_only():
+    topo = fig3()
+    assert topo.ospf.bfd is not None
+    assert (topo.ospf.bfd.interval_ms, topo.ospf.bfd.multiplier) == (100, 3)
+    assert daemons(topo) == ("zebra", "bfdd", "ospfd")
+    conf = ospfd_conf(topo, "C")
+    blocks = {b.split("\n")[0]: b for b in conf.split("!\n")}
+    for iface in ("interface to-A", "interface to-D"):
+        assert " ip ospf bfd\n" in blocks[iface]
+        assert f" ip ospf bfd profile {BFD_PROFILE}\n" in blocks[iface]
+    for iface in ("interface conn", "interface hosts", "interface lo"):
+        assert "bfd" not in blocks[iface]
+    bfdd = bfdd_conf(topo, "C")
+    assert f" profile {BFD_PROFILE}\n  receive-interval 100\n  transmit-interval 100\n" \
+           "  detect-multiplier 3\n" in bfdd
+
+
+def test_bfd_settings_and_off(tmp_path: Path):
+    base = (ROOT / "topologies" / "paper_fig3.yaml").read_text()
+    f = tmp_path / "t.yaml"
+    f.write_text(base + "ospf:\n  bfd: {interval_ms: 50, multiplier: 5}\n")
+    topo = load_topology(f)
+    assert topo.ospf.bfd is not None and topo.ospf.bfd.detect_ms == 250
+    assert "  receive-interval 50\n" in bfdd_conf(topo, "A")
+    assert "  detect-multiplier 5\n" in bfdd_conf(topo, "A")
+    f.write_text(base + "ospf:\n  bfd: off\n")
+    topo = load_topology(f)
+    assert topo.ospf.bfd is None
+    assert daemons(topo) == ("zebra", "ospfd")
+    assert "bfd" not in ospfd_conf(topo, "A")
+
+
+@pytest.mark.parametrize("value, message", [
+    ("maybe", "ospf.bfd: expected off or a mapping {interval_ms, multiplier}, got 'maybe'"),
+    ("{interval_ms: 5}", "ospf.bfd.interval_ms: expected an integer in 10..60000, got 5"),
+    ("{multiplier: 1}", "ospf.bfd.multiplier: expected an integer in 2..255, got 1"),
+    ("{interval: 100}", "ospf.bfd.interval: unknown key (allowed here: interval_ms, "
+                        "multiplier)"),
+])
+def test_bad_bfd_settings_name_file_line_field(tmp_path: Path, value: str, message: str):
+    base = (ROOT / "topologies" / "paper_fig3.yaml").read_text()
+    f = tmp_path / "t.yaml"
+    f.write_text(base + f"ospf:\n  bfd: {value}\n")
+    line = len(base.splitlines()) + 2
+    with pytest.raises(ConfigError) as err:
+        load_topology(f)
+    assert str(err.value) == f"{f}:{line}: {message}"
