@@ -41,7 +41,7 @@ from connector_p4 import bmv2_build, bmv2_target
 from dmano.policy import load_policy, shipped_policy
 from dmano.procutil import ProcessDiedError, terminate, wait_for_path
 from topologies import addressing as addr
-from topologies import frr, health
+from topologies import faults, frr, health
 from topologies.health import tail as _tail
 from topologies.nodeconf import vnf_stats_path, write_node_config
 from topologies.readiness import wait_converged
@@ -408,16 +408,17 @@ class Network:
 
     def stop_daemon(self, node: str, daemon: str) -> None:
         """Stop one FRR daemon of a router (SIGTERM by its PID, as an operator would)."""
-        handle = self.routers[node]
-        pid = int(handle.paths.pidfile(daemon).read_text().strip())
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        handle.paths.pidfile(daemon).unlink(missing_ok=True)
+        faults.kill_frr_daemon(self, node, daemon, signal.SIGTERM)
 
     def start_daemon(self, node: str, daemon: str) -> None:
         self._start_daemon(self.routers[node], daemon)
+
+    def fail_daemon(self, node: str, daemon: str) -> None:
+        """Crash one daemon of a node (topologies.faults: dmano, ospfd, bfdd, connector)."""
+        faults.fail_daemon(self, node, daemon)
+
+    def restore_daemon(self, node: str, daemon: str) -> None:
+        faults.restore_daemon(self, node, daemon)
 
     # -- processes of the project inside the namespaces ---------------------------------
     def start_process(self, name: str, node: str, args: list[str], logfile: Path) -> None:

@@ -1,0 +1,93 @@
+"""Daemon faults on a running network, as an operator or a failure would cause them.
+
+``fail_daemon`` kills one daemon of a node with SIGKILL (no goodbye: a crash);
+``restore_daemon`` starts it again the way the builder did. Daemons:
+
+- ``ospfd``, ``bfdd``: the router's FRR daemons (by the PID in their pid file). While
+  ospfd is down the D-MANO of that node keeps its connector's last weights and
+  reconnects when it is back; its opaque LSAs are flushed with it.
+- ``dmano``: the node's D-MANO. The connector keeps forwarding on its last weights;
+  a restarted D-MANO resynchronises from the LSDB and the connector (DESIGN §6).
+- ``connector``: the node's P4Runtime server. On the eBPF target the pipeline stays
+  pinned and keeps forwarding; the restarted server takes it over and rebuilds its
+  P4Runtime view from the maps. On BMv2 the switch *is* the data plane: failing it
+  stops forwarding at that node until it is restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from topologies import health
+from topologies.runstate import alive, proc_start_time
+
+if TYPE_CHECKING:
+    from topologies.network import Network
+
+DAEMONS = ("dmano", "ospfd", "bfdd", "connector")
+
+
+class FaultError(RuntimeError):
+    pass
+
+
+def _check(net: Network, node: str, daemon: str) -> None:
+    if node not in net.routers:
+        raise FaultError(f"unknown node {node!r} (known: {', '.join(net.routers)})")
+    if daemon not in DAEMONS:
+        raise FaultError(f"unknown daemon {daemon!r} (known: {', '.join(DAEMONS)})")
+    if daemon == "bfdd" and net.topo.ospf.bfd is None:
+        raise FaultError(f"{node}: no bfdd to fail: BFD is off in {net.topo.path}")
+
+
+def kill_frr_daemon(net: Network, node: str, daemon: str, sig: int = signal.SIGKILL,
+                    timeout: float = 10) -> None:
+    """Signal one FRR daemon of a router by its PID and wait until it is gone (a zombie
+    counts as gone: PID 1 reaps daemonized processes slowly)."""
+    paths = net.routers[node].paths
+    try:
+        pid = int(paths.pidfile(daemon).read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise FaultError(f"r{node}: {daemon} is not running (no pid file: {exc})") from None
+    start = proc_start_time(pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while alive(pid, start) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if alive(pid, start):
+        raise FaultError(f"r{node}: {daemon} (PID {pid}) still runs {timeout:g} s after "
+                         f"signal {sig}")
+    paths.pidfile(daemon).unlink(missing_ok=True)
+
+
+def fail_daemon(net: Network, node: str, daemon: str) -> None:
+    _check(net, node, daemon)
+    if daemon in ("ospfd", "bfdd"):
+        kill_frr_daemon(net, node, daemon)
+    else:
+        name = f"{daemon}-{node}"
+        if name not in net.processes:
+            raise FaultError(f"{name} is not running")
+        net.stop_process(name, signal.SIGKILL)
+
+
+def restore_daemon(net: Network, node: str, daemon: str,
+                   ready_timeout: float = health.DEFAULT_TIMEOUT_S) -> None:
+    """Start a failed daemon again; return when it is ready (like at bring-up)."""
+    _check(net, node, daemon)
+    if daemon in ("ospfd", "bfdd"):
+        net.start_daemon(node, daemon)
+        return
+    name = f"{daemon}-{node}"
+    if name in net.processes and net.processes[name].poll() is None:
+        raise FaultError(f"{name} is already running")
+    if daemon == "connector":
+        net.start_connector(node)
+    else:
+        net.start_dmano(node)
+    health.wait_ready([p for p in net.probes() if p.name == name], ready_timeout)
