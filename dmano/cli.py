@@ -5,6 +5,12 @@
     python -m dmano show --config node.yaml       # service tables of the running daemon
     python -m dmano show --status dmano.json --json
     python -m dmano check --config node.yaml      # validate config + policy
+    python -m dmano drain INSTANCE [--force]      # no new flows to INSTANCE; its
+                                                  # existing flows stay
+    python -m dmano undrain INSTANCE              # INSTANCE takes new flows again
+
+drain / undrain find the D-MANO owning INSTANCE with --config node.yaml or --socket
+PATH, or else by scanning the status files under $DSFC_RUN_ROOT (default /run/dsfc).
 """
 
 from __future__ import annotations
@@ -51,8 +57,13 @@ def run(config: Path, verbose: bool) -> int:
         loop.add_signal_handler(signal.SIGUSR1, daemon.reload_policy)
         await daemon.run(stop)
 
+    from dmano.control_server import SocketInUseError
+
     try:
         asyncio.run(main())
+    except SocketInUseError as exc:
+        log.error("%s", exc)
+        return 1
     finally:
         writer.close()
     log.info("D-MANO of node %s stopped", cfg.node)
@@ -103,6 +114,7 @@ def render_status(st: dict[str, Any]) -> str:
     if local:
         head += "local instances: " + ", ".join(
             f"{n} {'up' if i['up'] else 'DOWN (' + i['reason'] + ')'}"
+            + (" DRAINING" if i.get("drained") else "")
             + (f" load {i['load']:.0f} cost {i['cost']}" if i["up"] else "")
             + (f" [{i['bad_counters']} bad counters reads]" if i.get("bad_counters") else "")
             for n, i in sorted(local.items())) + "\n"
@@ -123,19 +135,66 @@ def _api_trouble(api: dict[str, Any]) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
+def control_command(args: argparse.Namespace) -> int:
+    """drain / undrain INSTANCE on the D-MANO that owns it (see the module docstring)."""
+    from dmano.control import ControlError, request
+    from dmano.locate import LocateError, find_owner
+
+    instance: str = args.instance
+    try:
+        if args.socket is not None:
+            sock = args.socket
+        elif args.config is not None:
+            cfg = load_node_config(args.config)
+            names = sorted(inst.name for inst in cfg.instances)
+            if instance not in names:
+                print(f"error: unknown instance {instance!r} in {args.config} (known: "
+                      f"{', '.join(names) or 'none'})", file=sys.stderr)
+                return 1
+            sock = cfg.control_path
+        else:
+            sock = find_owner(instance).socket
+        answer = request(sock, args.action, instance, force=args.force,
+                         timeout=args.timeout)
+    except (ControlError, LocateError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    node = answer.get("node", "?")
+    if not answer["ok"]:
+        print(f"error: node {node}: {answer.get('error', 'refused')}", file=sys.stderr)
+        return 1
+    print(f"node {node}: {answer.get('message', answer.get('state', 'done'))}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dmano", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", nargs="?", default="run", choices=["run", "show", "check"])
+    p.add_argument("action", nargs="?", default="run",
+                   choices=["run", "show", "check", "drain", "undrain"])
+    p.add_argument("instance", nargs="?", help="drain / undrain: the instance's name")
     p.add_argument("--config", type=Path, help="node configuration (YAML)")
     p.add_argument("--status", type=Path, help="status file (show)")
     p.add_argument("--json", action="store_true", help="show: print the raw JSON status")
+    p.add_argument("--socket", type=Path, help="drain / undrain: the D-MANO's control socket")
+    p.add_argument("--force", action="store_true",
+                   help="drain even the last instance of a service taking new flows")
+    p.add_argument("--timeout", type=float, default=5.0,
+                   help="drain / undrain: seconds to wait for the answer (5)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("dmano").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if args.instance is not None and args.action not in ("drain", "undrain"):
+        p.error(f"{args.action} takes no instance name")
     try:
+        if args.action in ("drain", "undrain"):
+            if args.instance is None:
+                p.error(f"{args.action} needs an instance name")
+            if args.force and args.action == "undrain":
+                p.error("--force is for drain")
+            return control_command(args)
         if args.action == "show":
             if args.config is None and args.status is None:
                 p.error("show needs --config or --status")

@@ -10,6 +10,10 @@ node an operator writes it. Example::
     nsh_endpoint: 10.1.0.2           # this node's connector address (announced)
     policy: /path/to/paper.yaml      # shared policy file (dmano/policies/)
     status_file: /run/dsfc/x/rA/dmano.json
+    control_socket: /run/dsfc/x/rA/dmano.sock   # optional (default: dmano.sock beside
+                                     # status_file): drain / undrain / status requests
+    heartbeat_s: 1.0                 # optional: a VNF whose counters file is older than
+                                     # this is down (hung); 0.05..3600
     connector:                       # where the weights go
       kind: p4runtime                # p4runtime | dry-run (log the writes only)
       address: unix:/run/dsfc/x/cA/p4rt.sock
@@ -38,6 +42,7 @@ node an operator writes it. Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -46,6 +51,11 @@ from typing import Any
 from dmano.yamlconf import ConfigError, Fields, load_yaml
 
 MAC_PATTERN = r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}"
+HEARTBEAT_DEFAULT_S = 1.0
+HEARTBEAT_MIN_S = 0.05
+HEARTBEAT_MAX_S = 3600.0
+CONTROL_SOCKET_NAME = "dmano.sock"
+UNIX_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,16 @@ class NodeConfig:
     classifier: tuple[RuleConf, ...] = ()
     instances: tuple[InstanceConf, ...] = ()
     path: Path = Path("<config>")
+    heartbeat_s: float = HEARTBEAT_DEFAULT_S
+    control_socket: Path | None = None  # None: dmano.sock beside the status file
+
+    @property
+    def control_path(self) -> Path:
+        """The control socket: ``control_socket``, or ``dmano.sock`` beside the status
+        file."""
+        if self.control_socket is not None:
+            return self.control_socket
+        return self.status_file.parent / CONTROL_SOCKET_NAME
 
     def service_names(self) -> dict[int, str]:
         return {s.id: s.name for s in self.services}
@@ -133,6 +153,11 @@ def parse_node_config(data: Any, path: Path) -> NodeConfig:
         if not policy.is_absolute():
             policy = path.parent / policy
         status_file = Path(f.str("status_file"))
+        control_socket = _control_socket(f, status_file)
+        heartbeat_s = f.number("heartbeat_s", default=HEARTBEAT_DEFAULT_S,
+                               lo=HEARTBEAT_MIN_S, hi=HEARTBEAT_MAX_S)
+        if not math.isfinite(heartbeat_s):
+            raise f.error("heartbeat_s", f"expected a finite number, got {heartbeat_s}")
         connector = _connector(f)
         services = f.items("services", _service, default=[])
         ids = {s.id for s in services}
@@ -150,8 +175,22 @@ def parse_node_config(data: Any, path: Path) -> NodeConfig:
         node=node, router_id=router_id, nsh_endpoint=nsh_endpoint, policy=policy,
         status_file=status_file, area=area, ospf_api=ospf_api, connector=connector,
         services=tuple(services), chains=tuple(chains), classifier=tuple(classifier),
-        instances=tuple(instances), path=path,
+        instances=tuple(instances), path=path, heartbeat_s=heartbeat_s,
+        control_socket=control_socket,
     )
+
+
+def _control_socket(f: Fields, status_file: Path) -> Path | None:
+    raw = f.str("control_socket", default=None)
+    sock = Path(raw) if raw is not None else None
+    if sock is not None and not sock.is_absolute():
+        sock = Path(f.path).parent / sock
+    effective = sock if sock is not None else status_file.parent / CONTROL_SOCKET_NAME
+    if len(str(effective).encode()) > UNIX_PATH_MAX:
+        raise f.error("control_socket" if sock is not None else "status_file",
+                      f"the control socket path {effective} is longer than a unix socket "
+                      f"path may be ({UNIX_PATH_MAX} bytes)")
+    return sock
 
 
 def _connector(f: Fields) -> ConnectorConf:

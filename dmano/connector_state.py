@@ -15,6 +15,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Literal, assert_never
 
 from dmano.config import NodeConfig
+from dmano.model import InstanceState
 from dmano.service_plane import ServiceTable
 
 MAX_RULES = 64
@@ -51,7 +52,10 @@ class DesiredState:
     """What the connector should hold.
 
     ``groups``: group id -> {member: weight}. Group ``sid`` holds every candidate of
-    service ``sid``; group ``256 + sid`` only its local instances. ``selects``:
+    service ``sid``; group ``256 + sid`` only its local instances. A *draining* member
+    (every instance behind it is DRAINING) has weight 0: it stays defined and listed in
+    its groups, so flows the connector's flow cache pinned to it keep going, but it
+    takes no new flows; it is deleted once its instances are withdrawn. ``selects``:
     (service id, from_remote) -> group id, the ``instance_select`` entries: a packet that
     arrived from a remote connector (``from_remote`` 1) goes to a local instance when
     this node has one, so the ingress node's choice of instance node is kept and
@@ -214,14 +218,18 @@ def groups_from_tables(
     """WCMP groups and instance_select entries (see :class:`DesiredState`).
 
     Local instances are members by port/MAC; remote ones are merged per endpoint (the
-    remote connector picks among its own instances)."""
+    remote connector picks among its own instances). DRAINING candidates count with
+    weight 0 (a member all of whose instances drain keeps weight 0); a group holding only
+    draining members is kept for their pinned flows. Remote arrivals (``from_remote``
+    1) use the local-only group when a local instance takes new flows, else the group
+    of all candidates (which still lists the local draining members)."""
     local = {inst.id: inst for inst in cfg.instances}
     groups: dict[int, dict[MemberKey, int]] = {}
     selects: dict[tuple[int, int], int] = {}
     for sid, rows in tables.items():
         members: dict[MemberKey, int] = {}
         for c in rows:
-            if c.weight <= 0:
+            if c.weight <= 0 and c.state != InstanceState.DRAINING:
                 continue
             if c.local:
                 inst = local.get(c.instance_id)
@@ -230,13 +238,13 @@ def groups_from_tables(
                 key = MemberKey("local", port=inst.port, mac=inst.mac.lower())
             else:
                 key = MemberKey("remote", endpoint=str(c.endpoint))
-            members[key] = members.get(key, 0) + c.weight
+            members[key] = members.get(key, 0) + max(c.weight, 0)
         if not members:
             continue
         groups[sid] = _fit(members)
         selects[(sid, 0)] = sid
         local_members = {k: w for k, w in members.items() if k.kind == "local"}
-        if local_members:
+        if any(w > 0 for w in local_members.values()):
             groups[LOCAL_GROUP_BASE + sid] = _fit(local_members)
             selects[(sid, 1)] = LOCAL_GROUP_BASE + sid
         else:
@@ -245,15 +253,17 @@ def groups_from_tables(
 
 
 def _fit(members: dict[MemberKey, int], budget: int = 64) -> dict[MemberKey, int]:
-    """Merged members may exceed the group budget: scale down, keeping every one >= 1."""
-    total = sum(members.values())
-    if total <= budget:
-        return members
+    """Merged members may exceed the group budget: scale down, keeping every one >= 1.
+    Draining members (weight 0) stay, with weight 0."""
+    draining = {k: 0 for k, w in members.items() if w <= 0}
+    live = {k: w for k, w in members.items() if w > 0}
+    if sum(live.values()) <= budget:
+        return {**live, **draining}
     from dmano import wcmp
 
-    keys = sorted(members)
-    ints = wcmp.integer_weights([members[k] for k in keys], budget)
-    return {k: w for k, w in zip(keys, ints, strict=True) if w > 0}
+    keys = sorted(live)
+    ints = wcmp.integer_weights([live[k] for k in keys], budget)
+    return {**{k: w for k, w in zip(keys, ints, strict=True) if w > 0}, **draining}
 
 
 def desired_state(cfg: NodeConfig, tables: dict[int, ServiceTable]) -> DesiredState:

@@ -12,27 +12,37 @@ Every ``period_s`` (from the policy), and at once when the LSDB changes:
 While the OSPF API is down (ospfd restarting) the connector keeps its last weights; after
 reconnecting, writes wait until the LSDB has been re-learnt (as many routers as before,
 or ``resync_grace_s``).
+
+Between periods (DESIGN.md §9): a local VNF's death (pidfd) or hang (heartbeat), from
+:mod:`dmano.liveness`, takes it out of the local connector and flushes its LSA at once;
+a drain / undrain on the control socket (:mod:`dmano.control_server`, semantics in
+:mod:`dmano.drain`) re-announces the instance at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
 
 from dmano import lsa
 from dmano.atomicfile import write_json_atomic
-from dmano.config import NodeConfig
+from dmano.config import InstanceConf, NodeConfig
 from dmano.connector_client import ConnectorWriter
 from dmano.connector_state import DesiredState, desired_state, diff
+from dmano.control_server import ControlServer, SocketInUseError
+from dmano.drain import DrainBook, DrainError, DrainResult
+from dmano.liveness import Liveness
 from dmano.lsdb import LsdbMirror
 from dmano.model import InstanceState, VnfAnnouncement
 from dmano.monitor import InstanceStatus, Monitor
 from dmano.ospf_api import OspfApiSession
-from dmano.policy import Policy
+from dmano.policy import Measurement, Policy
 from dmano.service_plane import ServiceTable, compute_tables, tables_to_json
 from dmano.yamlconf import ConfigError
 
@@ -63,7 +73,12 @@ class Dmano:
         self.policy = policy
         self.writer = writer
         self.mirror = LsdbMirror()
-        self.monitor = Monitor(cfg.instances, stale_s=max(5.0, 3 * policy.period_s))
+        self.monitor = Monitor(cfg.instances, stale_s=cfg.heartbeat_s)
+        self.liveness = Liveness(cfg.instances, cfg.heartbeat_s, self._instance_died)
+        self.drains = DrainBook(cfg.instances, cfg.router_id, cfg.service_names())
+        self.drains.restore(cfg.status_file, _read_json(cfg.status_file, cfg.node))
+        self.control_server = ControlServer(cfg.control_path, self)
+        self.control_up = False
         self.session = OspfApiSession(
             cfg.ospf_api, cfg.area, lsa.OPAQUE_TYPE, on_update=self._lsa_update,
             on_delete=self._lsa_delete, on_reset=self._reset, on_connected=self._connected)
@@ -72,6 +87,10 @@ class Dmano:
         self.tables: dict[int, ServiceTable] = {}
         self.statuses: dict[str, InstanceStatus] = {}
         self.announced_cost: dict[str, int] = {}
+        self.announced_state: dict[str, InstanceState] = {}
+        self.fast_withdrawals = 0  # instances withdrawn between periods (liveness)
+        self._compute_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.have = DesiredState()
         self.need_resync = True  # read what the connector holds before the first write
         self.hold_until = 0.0
@@ -116,6 +135,7 @@ class Dmano:
             self.hold_until = time.monotonic() + RESYNC_GRACE_S
         self.mirror.clear()
         self.announced_cost.clear()
+        self.announced_state.clear()
 
     def _connected(self) -> None:
         self.lsdb_changed.set()
@@ -141,8 +161,22 @@ class Dmano:
             except TimeoutError:
                 backoff = min(backoff * 2, API_RESTART_MAX_S)
 
+    async def start_control(self) -> None:
+        """Serve the control socket; a socket another D-MANO answers on is fatal, any
+        other failure only disables drain / undrain (logged, shown in the status)."""
+        try:
+            await self.control_server.start()
+            self.control_up = True
+        except SocketInUseError:
+            raise
+        except OSError as exc:
+            log.error("no control socket (drain / undrain unavailable): %s: %s",
+                      self.cfg.control_path, exc)
+
     async def run(self, stop: asyncio.Event) -> None:
+        await self.start_control()
         api = asyncio.ensure_future(self.supervise_api(stop))
+        watcher = asyncio.ensure_future(self.liveness.run(stop))
         next_period = time.monotonic()
         try:
             while not stop.is_set():
@@ -167,10 +201,14 @@ class Dmano:
                     await self.recompute()
         finally:
             stop.set()
+            await self.control_server.close()
+            self.control_up = False
             try:
-                await asyncio.wait_for(api, 5)
+                await asyncio.wait_for(asyncio.gather(api, watcher), 5)
             except TimeoutError:
                 log.warning("the OSPF API session did not stop within 5 s")
+            for task in list(self._tasks):
+                task.cancel()
             self.write_status(stopped=True)
 
     async def measure_and_announce(self) -> None:
@@ -178,29 +216,115 @@ class Dmano:
         for inst in self.cfg.instances:
             st = self.statuses[inst.name]
             if not st.up:
-                if inst.name in self.announced_cost or inst.id in self.session.desired:
-                    self.announced_cost.pop(inst.name, None)
-                    await self.session.withdraw(inst.id)
-                if self.mirror.forget_instance(self.cfg.router_id, inst.id):
-                    self.lsdb_changed.set()
+                self.liveness.unwatch(inst.name)
+                await self._withdraw(inst)
                 continue
+            self.liveness.watch(inst.name, st.pid)
             cost = self.policy.vnf_cost(st.measurement)
             last = self.announced_cost.get(inst.name)
-            if last is not None and not self.policy.should_announce(cost, last):
+            state = self.drains.state(inst.name)
+            if (last is not None and self.announced_state.get(inst.name) == state
+                    and not self.policy.should_announce(cost, last)):
                 continue
-            ann = VnfAnnouncement(
-                instance_id=inst.id, service_id=inst.service,
-                anycast=self.anycast.get(inst.service, IPv4Address("0.0.0.0")),
-                cost=cost, endpoint=self.cfg.nsh_endpoint, capacity=inst.capacity,
-                load=min(max(round(st.measurement.load), 0), U32_MAX),
-                state=InstanceState.UP, name=inst.name,
-                sequence=self._next_sequence())
             if last != cost:
                 log.info("instance %s: VNF cost %s -> %d (load %.1f/%d)", inst.name,
                          last, cost, st.measurement.load, inst.capacity)
-            self.announced_cost[inst.name] = cost
-            await self.session.announce(inst.id, lsa.encode(ann))
+            await self._announce(inst, st, cost, state)
         await self.session.retry_pending()
+
+    async def _announce(self, inst: InstanceConf, st: InstanceStatus, cost: int,
+                        state: InstanceState) -> VnfAnnouncement:
+        ann = VnfAnnouncement(
+            instance_id=inst.id, service_id=inst.service,
+            anycast=self.anycast.get(inst.service, IPv4Address("0.0.0.0")),
+            cost=cost, endpoint=self.cfg.nsh_endpoint, capacity=inst.capacity,
+            load=min(max(round(st.measurement.load), 0), U32_MAX),
+            state=state, name=inst.name, sequence=self._next_sequence())
+        self.announced_cost[inst.name] = cost
+        self.announced_state[inst.name] = state
+        await self.session.announce(inst.id, lsa.encode(ann))
+        return ann
+
+    async def _withdraw(self, inst: InstanceConf) -> None:
+        if inst.name in self.announced_cost or inst.id in self.session.desired:
+            self.announced_cost.pop(inst.name, None)
+            self.announced_state.pop(inst.name, None)
+            await self.session.withdraw(inst.id)
+        if self.mirror.forget_instance(self.cfg.router_id, inst.id):
+            self.lsdb_changed.set()
+
+    # -- between periods: a VNF died or hung (liveness) ----------------------------------
+    def _instance_died(self, name: str, reason: str) -> None:
+        """Liveness callback (in the loop): mark it down and withdraw it now."""
+        inst = self.drains.instance(name)
+        old = self.statuses.get(name)
+        self.statuses[name] = InstanceStatus(False, reason, Measurement(
+            capacity=inst.capacity, load=0.0, configured_cost=inst.cost),
+            old.pid if old else 0)
+        task = asyncio.ensure_future(self.withdraw_now(inst))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def withdraw_now(self, inst: InstanceConf) -> None:
+        """Take ``inst`` out of the local connector's groups, then flush its LSA."""
+        try:
+            self.fast_withdrawals += 1
+            self.mirror.forget_instance(self.cfg.router_id, inst.id)
+            await self.recompute()
+            self.announced_cost.pop(inst.name, None)
+            self.announced_state.pop(inst.name, None)
+            await self.session.withdraw(inst.id)
+        except Exception:  # a bug here must not go unnoticed, nor kill the loop
+            log.exception("withdrawing instance %s at once failed (the next period will)",
+                          inst.name)
+
+    # -- control socket: drain / undrain / status ---------------------------------------
+    async def control(self, cmd: str, instance: str | None, force: bool) -> dict[str, Any]:
+        """Answer one control request (protocol: dmano.control)."""
+        if cmd == "status":
+            return self._control_status(instance)
+        assert instance is not None  # parse_request requires it for drain / undrain
+        try:
+            if cmd == "drain":
+                result = self.drains.drain(instance, self.tables, force)
+            else:
+                result = self.drains.undrain(instance)
+        except DrainError as exc:
+            return {"ok": False, "error": str(exc), "node": self.cfg.node,
+                    "known": sorted(self.drains.instances)}
+        if result.changed:
+            await self._state_changed(result)
+        return {"ok": True, "node": self.cfg.node, "instance": result.instance,
+                "state": result.state.name.lower(), "changed": result.changed,
+                "message": result.message}
+
+    async def _state_changed(self, result: DrainResult) -> None:
+        """Announce the new state now (not at the next period) if the instance is up,
+        and recompute the local tables with it."""
+        inst = self.drains.instance(result.instance)
+        st = self.statuses.get(inst.name)
+        cost = self.announced_cost.get(inst.name)
+        if st is not None and st.up and cost is not None:
+            ann = await self._announce(inst, st, cost, result.state)
+            self.mirror.note_own(self.cfg.router_id, ann)
+            await self.recompute()
+        else:
+            self.write_status()
+
+    def _control_status(self, instance: str | None) -> dict[str, Any]:
+        if instance is not None and instance not in self.drains.instances:
+            known = ", ".join(sorted(self.drains.instances)) or "none"
+            return {"ok": False, "node": self.cfg.node, "known": sorted(self.drains.instances),
+                    "error": f"unknown instance {instance!r} on this node (known: {known})"}
+        names = [instance] if instance is not None else sorted(self.drains.instances)
+        return {"ok": True, "node": self.cfg.node,
+                "instances": {n: self._instance_json(n) for n in names}}
+
+    def _instance_json(self, name: str) -> dict[str, Any]:
+        st = self.statuses.get(name)
+        return {"up": bool(st and st.up), "reason": st.reason if st else "not polled yet",
+                "pid": st.pid if st else 0, "state": self.drains.state(name).name.lower(),
+                "drained": name in self.drains.drained}
 
     def _next_sequence(self) -> int:
         """Increasing announcement sequence: tenths of a second since 2025 (so a restarted
@@ -210,6 +334,10 @@ class Dmano:
         return self.sequence
 
     async def recompute(self) -> None:
+        async with self._compute_lock:  # the period loop and the fast paths take turns
+            await self._recompute()
+
+    async def _recompute(self) -> None:
         tables = compute_tables(self.mirror.view, self.cfg.router_id, self.policy)
         if tables != self.tables:
             self.table_changes += 1
@@ -262,6 +390,10 @@ class Dmano:
             "running": not stopped,
             "policy": self.policy.name,
             "period_s": self.policy.period_s,
+            "heartbeat_s": self.cfg.heartbeat_s,
+            "control_socket": str(self.cfg.control_path) if self.control_up else None,
+            "drained": sorted(self.drains.drained),
+            "fast_withdrawals": self.fast_withdrawals,
             "ospf_api": {"connected": self.session.connected,
                          "connections": self.session.connections,
                          "failures": self.session.failures,
@@ -276,6 +408,8 @@ class Dmano:
                 name: {"up": st.up, "reason": st.reason, "pid": st.pid,
                        "load": st.measurement.load, "cpu": st.measurement.cpu_percent,
                        "cost": self.announced_cost.get(name),
+                       "state": self.drains.state(name).name.lower(),
+                       "drained": name in self.drains.drained,
                        "bad_counters": self.monitor.bad_files.get(name, 0)}
                 for name, st in self.statuses.items()},
             "service_names": {str(k): v for k, v in self.cfg.service_names().items()},
@@ -291,3 +425,14 @@ class Dmano:
             write_json_atomic(path, self.status(stopped), sort_keys=True, mkdir=True)
         except OSError as exc:
             log.warning("cannot write status file %s: %s", path, exc)
+
+
+def _read_json(path: os.PathLike[str], node: str) -> dict[str, Any] | None:
+    """A previous status file of this node's D-MANO, if any (None when absent or odd)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("node") != node:
+        return None
+    return data

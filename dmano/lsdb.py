@@ -386,6 +386,16 @@ class LsdbMirror:
         self._generations.pop((adv_router, instance_id), None)
         return self._set(self.view.instances, (adv_router, instance_id), None)
 
+    def note_own(self, adv_router: IPv4Address, ann: VnfAnnouncement) -> bool:
+        """Show a change of one of our own announcements (e.g. its state) at once, before
+        ospfd echoes the LSA back; only for an instance already in the view, and never
+        over a newer copy. True if :attr:`view` changed."""
+        key = (adv_router, ann.instance_id)
+        held = self.view.instances.get(key)
+        if held is None or held.sequence > ann.sequence:
+            return False
+        return self._set(self.view.instances, key, ann)
+
     def apply_update(self, raw_lsa: bytes) -> bool:
         """Install a new or refreshed LSA; True if :attr:`view` changed."""
         try:

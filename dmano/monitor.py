@@ -1,10 +1,12 @@
 """Resource monitor: what each local VNF instance is doing right now.
 
 For every instance of the node configuration it reads the VNF's own counters file
-(written by ``python -m vnf`` every 0.5 s, atomically; format in ``vnf/``: at least
+(written by ``python -m vnf`` every ``--stats-interval`` s, atomically; format in ``vnf/``: at least
 ``pid``, ``rate_pps`` and ``updated``) and the CPU use of its process with psutil. An
 instance is *down* (withdrawn at once) when its counters file is missing or unreadable,
-when its process is gone, or when the file has not been updated for ``stale_s``.
+when its process is gone, or when the file has not been updated for ``stale_s`` (the
+node's ``heartbeat_s``). :mod:`dmano.liveness` uses :func:`read_counters` between polls
+to notice a dead or hung VNF at once.
 
 Every value read from the file is checked before use: ``pid`` a positive integer,
 ``rate_pps`` a finite number in ``0..MAX_RATE_PPS`` (the 32-bit LOAD field of the LSA),
@@ -22,6 +24,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -51,6 +54,43 @@ def _finite(stats: dict[str, Any], key: str, lo: float, hi: float) -> float | No
         raise BadCountersError(f"{key}: expected a finite number in {lo:g}..{hi:g}, "
                                f"got {value!r}")
     return float(value)
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The checked values of one counters file."""
+
+    pid: int
+    updated: float | None
+    load: float
+    capacity: float | None  # None: not in the file (the configured one applies)
+
+
+class CountersUnavailableError(ValueError):
+    """The counters file is missing or unreadable (the VNF is not running)."""
+
+
+def read_counters(path: Path) -> Counters:
+    """Read and check one counters file (every value, see the module docstring).
+
+    Raises :class:`CountersUnavailableError` when the file is missing or unreadable and
+    :class:`BadCountersError` when a value is bad; both carry the reason as text."""
+    try:
+        stats = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CountersUnavailableError(
+            f"no counters file {path} (VNF not started)") from None
+    except (OSError, ValueError) as exc:
+        raise CountersUnavailableError(f"unreadable counters file {path}: {exc}") from None
+    if not isinstance(stats, dict):
+        raise BadCountersError("not a JSON object")
+    pid = stats.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < MAX_PID:
+        raise BadCountersError(f"pid: expected a process id, got {pid!r}")
+    updated = _finite(stats, "updated", 0, math.inf)
+    load = _finite(stats, "rate_pps", 0, MAX_RATE_PPS) or 0.0
+    capacity = _finite(stats, "capacity", 1, MAX_CAPACITY)
+    return Counters(pid, updated, load, capacity)
 
 
 @dataclass(frozen=True)
@@ -87,23 +127,14 @@ class Monitor:
                 capacity=inst.capacity, load=0.0, configured_cost=inst.cost))
 
         try:
-            stats = json.loads(inst.stats.read_text())
-        except FileNotFoundError:
-            return down(f"no counters file {inst.stats} (VNF not started)")
-        except (OSError, ValueError) as exc:
-            return down(f"unreadable counters file {inst.stats}: {exc}")
-        try:
-            if not isinstance(stats, dict):
-                raise BadCountersError("not a JSON object")
-            pid = stats.get("pid")
-            if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < MAX_PID:
-                raise BadCountersError(f"pid: expected a process id, got {pid!r}")
-            updated = _finite(stats, "updated", 0, math.inf)
-            load = _finite(stats, "rate_pps", 0, MAX_RATE_PPS) or 0.0
-            capacity = _finite(stats, "capacity", 1, MAX_CAPACITY) or float(inst.capacity)
+            counters = read_counters(inst.stats)
+        except CountersUnavailableError as exc:
+            return down(str(exc))
         except BadCountersError as exc:
             self.bad_files[inst.name] = self.bad_files.get(inst.name, 0) + 1
             return down(f"bad counters file {inst.stats}: {exc}")
+        pid, updated, load = counters.pid, counters.updated, counters.load
+        capacity = counters.capacity or float(inst.capacity)
         proc = self._process(pid)
         if proc is None:
             return down(f"VNF process {pid} is gone")

@@ -7,6 +7,12 @@ p4runtime-shell's error parser cannot handle partially failed batches.
 
 At connect time the connector's tables are read back (:meth:`read_state`), so a restarted
 D-MANO writes only what differs from what the connector holds.
+
+Draining members (weight 0 in the desired state, see :mod:`dmano.connector_state`) are
+written into their groups with weight 0 when the connector accepts that (so its flow
+cache keeps their pinned flows); a connector that refuses weight 0 (P4Runtime servers
+commonly require >= 1) gets the group without them, once learnt, and the member stays
+defined.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ class P4RuntimeConnector:
         self.state = DesiredState()
         self.member_ids: dict[MemberKey, int] = {}
         self.writes = 0
+        self.zero_weights: bool | None = None  # does the connector take weight-0 members?
         self._lock = threading.Lock()
 
     # -- connection --------------------------------------------------------------------
@@ -219,13 +226,28 @@ class P4RuntimeConnector:
                 raise
 
     def _write_one(self, op: Op) -> None:
+        if (isinstance(op, GroupOp) and op.value is not None
+                and any(w <= 0 for _, w in op.value) and self.zero_weights is not False):
+            try:
+                self.client.write_update(self._update(op, zero_weights=True))
+                self.zero_weights = True
+                return
+            except Exception as exc:
+                refused = " ".join(str(exc).split())
+            # the same group without its weight-0 members: if that works, the connector
+            # does not take weight 0 (if it fails too, that error is the real one)
+            self.client.write_update(self._update(op))
+            self.zero_weights = False
+            log.warning("the connector refuses weight-0 group members (%s); draining "
+                        "members are kept defined but left out of their groups", refused)
+            return
         update = self._update(op)
         if update is not None:
             self.client.write_update(update)
 
-    def _update(self, op: Op) -> Any:
+    def _update(self, op: Op, zero_weights: bool = False) -> Any:
         """The P4Runtime Update that does ``op`` (None: nothing to write on this
-        pipeline)."""
+        pipeline); group members of weight 0 only with ``zero_weights``."""
         from p4.v1 import p4runtime_pb2
 
         info = self.info
@@ -287,7 +309,8 @@ class P4RuntimeConnector:
                     update.type = U.MODIFY if op.key in self.state.groups else U.INSERT
                     g.max_size = 64
                     for member, weight in op.value:
-                        g.members.add(member_id=self.member_ids[member], weight=weight)
+                        if weight > 0 or zero_weights:
+                            g.members.add(member_id=self.member_ids[member], weight=weight)
             case SelectOp():
                 sid, from_remote = op.key
                 if not info.table(T_SELECT).has_field("meta.from_remote"):

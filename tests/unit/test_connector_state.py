@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from dmano.connector_state import (
     port_range_to_ternary,
     sff_entries,
 )
+from dmano.model import InstanceState
 from dmano.service_plane import Candidate
 
 
@@ -115,7 +117,7 @@ def test_diff_writes_only_differences_in_a_safe_order():
 members = st.sampled_from([MemberKey("local", port=16 + i, mac=f"02:00:00:00:00:{i:02x}")
                            for i in range(3)] +
                           [MemberKey("remote", endpoint=f"10.{i}.0.2") for i in range(1, 4)])
-groups = st.dictionaries(st.integers(1, 4), st.dictionaries(members, st.integers(1, 10),
+groups = st.dictionaries(st.integers(1, 4), st.dictionaries(members, st.integers(0, 10),
                                                             min_size=1, max_size=4))
 states = st.builds(
     DesiredState,
@@ -134,3 +136,73 @@ def test_diff_then_apply_reaches_the_target(have: DesiredState, want: DesiredSta
     if want.config is None:
         want.config = have.config
     assert apply_ops(have, diff(have, want)) == want
+
+
+def dcand(name, adv, iid, weight, local, endpoint, state=InstanceState.UP):
+    return replace(cand(name, adv, iid, weight, local, endpoint), state=state)
+
+
+LOCAL1 = MemberKey("local", port=16, mac="02:00:00:01:01:01")
+REMOTE2 = MemberKey("remote", endpoint="10.2.0.2")
+REMOTE3 = MemberKey("remote", endpoint="10.3.0.2")
+
+
+def test_draining_local_member_kept_with_weight_zero():
+    """A draining instance stays a member (weight 0, out of the WCMP slots) so the flows
+    the connector pinned to it keep going; it is deleted only once withdrawn."""
+    up = [dcand("ids1", "10.255.0.1", 1, 3, True, "10.1.0.2"),
+          dcand("ids2", "10.255.0.2", 1, 2, False, "10.2.0.2")]
+    have = desired_state(cfg(), {1: up})
+    draining = [dcand("ids1", "10.255.0.1", 1, 0, True, "10.1.0.2", InstanceState.DRAINING),
+                dcand("ids2", "10.255.0.2", 1, 2, False, "10.2.0.2")]
+    want = desired_state(cfg(), {1: draining})
+    assert want.groups[1] == {LOCAL1: 0, REMOTE2: 2}
+    assert LOCAL1 in want.members()
+    # no local instance takes new flows: remote arrivals use the group of all candidates,
+    # which still lists the draining local member for its pinned flows
+    assert LOCAL_GROUP_BASE + 1 not in want.groups and want.selects[(1, 1)] == 1
+    ops = diff(have, want)
+    assert not any(o.kind == "member" and o.action == "delete" for o in ops)
+    assert [(o.kind, o.key) for o in ops if o.kind == "group" and o.value is not None] == [
+        ("group", 1)]
+    assert apply_ops(have, ops) == want
+    # withdrawn: only now is the member deleted, after the group no longer lists it
+    gone = desired_state(cfg(), {1: draining[1:]})
+    ops = diff(want, gone)
+    assert [(o.kind, o.action) for o in ops][-1] == ("member", "delete")
+    assert ops[-1].key == LOCAL1
+
+
+def test_draining_remote_instances_merge_per_endpoint():
+    tables = {1: [
+        dcand("a", "10.255.0.2", 1, 0, False, "10.2.0.2", InstanceState.DRAINING),
+        dcand("b", "10.255.0.2", 2, 3, False, "10.2.0.2"),  # same node, still up
+        dcand("c", "10.255.0.3", 1, 0, False, "10.3.0.2", InstanceState.DRAINING),
+        dcand("d", "10.255.0.1", 1, 1, True, "10.1.0.2"),
+    ]}
+    want = desired_state(cfg(), tables)
+    assert want.groups[1] == {REMOTE2: 3, REMOTE3: 0, LOCAL1: 1}
+    assert want.groups[LOCAL_GROUP_BASE + 1] == {LOCAL1: 1}
+
+
+def test_everything_draining_keeps_the_group_for_pinned_flows():
+    tables = {1: [dcand("a", "10.255.0.1", 1, 0, True, "10.1.0.2", InstanceState.DRAINING)]}
+    want = desired_state(cfg(), tables)
+    assert want.groups == {1: {LOCAL1: 0}} and want.selects == {(1, 0): 1, (1, 1): 1}
+
+
+def test_up_candidate_without_weight_is_not_a_member():
+    """Weight 0 of an UP candidate (more live members than the budget) is not draining."""
+    tables = {1: [dcand("a", "10.255.0.1", 1, 0, True, "10.1.0.2"),
+                  dcand("b", "10.255.0.2", 1, 2, False, "10.2.0.2")]}
+    assert desired_state(cfg(), tables).groups[1] == {REMOTE2: 2}
+
+
+def test_fit_keeps_draining_members():
+    from dmano.connector_state import _fit
+
+    members = {MemberKey("remote", endpoint=f"10.{i}.0.2"): 30 for i in range(1, 4)}
+    members[LOCAL1] = 0
+    fitted = _fit(members)
+    assert fitted[LOCAL1] == 0 and sum(fitted.values()) <= 64
+    assert all(w >= 1 for k, w in fitted.items() if k != LOCAL1)

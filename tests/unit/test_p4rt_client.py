@@ -102,3 +102,27 @@ def test_op_text() -> None:
     assert str(SffOp((10, 255), None)) == "delete sff (10, 255)"
     assert str(ConfigOp(("10.1.0.2", "a", "b"))) == "set config sff_config = ('10.1.0.2', 'a', 'b')"
     assert str(MemberOp("delete", REMOTE)).startswith("delete member MemberKey(kind='remote'")
+
+
+def test_draining_member_on_a_connector_that_refuses_weight_zero(
+        null_server: P4RuntimeServer) -> None:
+    """Our P4Runtime server takes weights >= 1 only: the writer learns that once, writes
+    the group without the draining member and keeps the member defined."""
+    first = writer(null_server)
+    try:
+        first.write(diff(first.read_state(), want_first()))
+        draining = want_first()
+        draining.groups = {1: {LOCAL: 0, REMOTE: 1}}
+        draining.selects = {(1, 0): 1, (1, 1): 1}
+        first.write(diff(first.state, draining))
+        assert first.zero_weights is False
+        assert first.state == draining  # what we asked for, as the writer tracks it
+    finally:
+        first.close()
+    second = writer(null_server)
+    try:
+        held = second.read_state()
+        assert held.groups[1] == {REMOTE: 1}  # the connector's group: new flows only
+        assert LOCAL in second.member_ids  # the member is still defined
+    finally:
+        second.close()
