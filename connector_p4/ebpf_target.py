@@ -418,7 +418,7 @@ class EbpfTarget:
             if mid in seen:
                 raise TargetError("INVALID_ARGUMENT",
                                   f"group of slot {slot}: member {mid} twice")
-            if not isinstance(weight, int) or weight < 1:
+            if not isinstance(weight, int) or weight < 0:  # 0: draining (PIPELINE.md)
                 raise TargetError("INVALID_ARGUMENT",
                                   f"group of slot {slot}: weight {weight!r} of member {mid}")
             seen.add(mid)

@@ -603,8 +603,9 @@ static __always_inline __u32 select_member(struct config *cfg, struct group *g, 
 {
 	__u32 n = g->n_slots;
 
-	if (n == 0 || n > GROUP_SLOTS)
+	if (n > GROUP_SLOTS)
 		return NO_MEMBER;
+	/* n == 0 (every member draining, weight 0) still serves the flows in the cache */
 	__u64 timeout = (__u64)cfg->cache_timeout_ms * NSEC_PER_MSEC;
 	__u64 now = bpf_ktime_get_ns();
 	struct fc_key k = { .hash = ctx1, .slot = slot };
@@ -628,6 +629,8 @@ static __always_inline __u32 select_member(struct config *cfg, struct group *g, 
 			}
 		}
 	}
+	if (n == 0)
+		return NO_MEMBER;
 	__u32 idx = ctx1 % n;
 
 	asm volatile("" : "+r"(idx));   /* keep clang from dropping the bound */

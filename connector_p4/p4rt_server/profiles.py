@@ -75,9 +75,9 @@ def _group_members(fs: ForwardingState, g: Any, limit: int) -> list[tuple[int, i
         seen.add(gm.member_id)
         if gm.member_id not in fs.members:
             raise P4RTError(code_pb2.NOT_FOUND, f"no member {gm.member_id}")
-        if gm.weight < 1:
+        if gm.weight < 0:  # 0: a draining member (PIPELINE.md "Draining members")
             raise P4RTError(code_pb2.INVALID_ARGUMENT,
-                            f"member {gm.member_id}: weight {gm.weight} (must be >= 1)")
+                            f"member {gm.member_id}: weight {gm.weight} (must be >= 0)")
         if gm.WhichOneof("watch_kind") is not None:
             raise P4RTError(code_pb2.UNIMPLEMENTED, "watch ports are not supported")
         members.append((gm.member_id, gm.weight))

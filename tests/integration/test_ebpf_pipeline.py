@@ -533,6 +533,26 @@ def test_flow_cache_keeps_flow_on_its_member_after_weight_change(tgt):
     assert dec.member == M_B
 
 
+def test_draining_member_keeps_its_cached_flows_and_gets_no_new_one(tgt):
+    """Weight 0 (PIPELINE.md): never chosen for a new flow, but a flow the cache holds
+    on it stays; with every member draining, cached flows still pass, new ones drop."""
+    tgt.set_group(SVC_LOCAL, [(M_A, 1), (M_B, 1)])
+    _, dec = run(tgt, nsh_frame(si=255, ctx1=1001), IF_VB)  # odd -> B
+    assert dec.member == M_B
+    tgt.set_group(SVC_LOCAL, [(M_A, 1), (M_B, 0)])  # B drains
+    assert tgt.read_state().groups[SVC_LOCAL] == [(M_A, 1), (M_B, 0)]
+    _, dec = run(tgt, nsh_frame(si=255, ctx1=1001), IF_VB)
+    assert dec.member == M_B  # the existing flow stays
+    for ctx1 in range(2001, 2041, 2):  # new flows that the hash would have put on B
+        _, dec = run(tgt, nsh_frame(si=255, ctx1=ctx1), IF_VB)
+        assert dec.member == M_A, ctx1
+    tgt.set_group(SVC_LOCAL, [(M_A, 0), (M_B, 0)])  # both drain
+    _, dec = run(tgt, nsh_frame(si=255, ctx1=1001), IF_VB)
+    assert dec.member == M_B
+    res, dec = run(tgt, nsh_frame(si=255, ctx1=4243), IF_VB)  # a new flow: nowhere to go
+    assert res.retval == TC_ACT_SHOT and dec.drop_reason == "no_instance"
+
+
 def test_wcmp_shares_follow_weights(tgt):
     tgt.set_cache_timeout(0)
     rng = random.Random(11)
@@ -625,7 +645,7 @@ def test_limits_and_errors(tgt):
         tgt.set_group(SVC_LOCAL, [(M_A, 40), (M_B, 25)])
     assert e.value.code == "RESOURCE_EXHAUSTED"
     with pytest.raises(TargetError) as e:
-        tgt.set_group(SVC_LOCAL, [(M_A, 0)])
+        tgt.set_group(SVC_LOCAL, [(M_A, -1)])
     assert e.value.code == "INVALID_ARGUMENT"
     with pytest.raises(TargetError) as e:
         tgt.set_group(SVC_LOCAL, [(999, 1)])

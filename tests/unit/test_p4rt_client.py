@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from connector_p4.p4rt_server import NullTarget, P4RuntimeServer
+from connector_p4.target import TargetError
 from dmano.config import ConnectorConf
 from dmano.connector_state import (
     ConfigOp,
@@ -104,10 +105,9 @@ def test_op_text() -> None:
     assert str(MemberOp("delete", REMOTE)).startswith("delete member MemberKey(kind='remote'")
 
 
-def test_draining_member_on_a_connector_that_refuses_weight_zero(
-        null_server: P4RuntimeServer) -> None:
-    """Our P4Runtime server takes weights >= 1 only: the writer learns that once, writes
-    the group without the draining member and keeps the member defined."""
+def test_draining_member_kept_with_weight_zero(null_server: P4RuntimeServer) -> None:
+    """Our P4Runtime server takes weight 0 (a draining member, PIPELINE.md): the member
+    stays in its group, so the flows the connector's cache holds on it keep going."""
     first = writer(null_server)
     try:
         first.write(diff(first.read_state(), want_first()))
@@ -115,14 +115,49 @@ def test_draining_member_on_a_connector_that_refuses_weight_zero(
         draining.groups = {1: {LOCAL: 0, REMOTE: 1}}
         draining.selects = {(1, 0): 1, (1, 1): 1}
         first.write(diff(first.state, draining))
-        assert first.zero_weights is False
-        assert first.state == draining  # what we asked for, as the writer tracks it
+        assert first.zero_weights is True
+        assert first.state == draining
     finally:
         first.close()
     second = writer(null_server)
     try:
         held = second.read_state()
-        assert held.groups[1] == {REMOTE: 1}  # the connector's group: new flows only
-        assert LOCAL in second.member_ids  # the member is still defined
+        assert held.groups[1] == {LOCAL: 0, REMOTE: 1}
     finally:
         second.close()
+
+
+class RefusingTarget(NullTarget):
+    """A connector that asks for weights >= 1, as P4Runtime and BMv2/PI do."""
+
+    def set_group(self, slot: int, members: list[tuple[int, int]]) -> None:
+        if any(w < 1 for _, w in members):
+            raise TargetError("INVALID_ARGUMENT", f"slot {slot}: weight 0")
+        super().set_group(slot, members)
+
+
+def test_draining_member_on_a_connector_that_refuses_weight_zero(tmp_path: Path) -> None:
+    """The writer learns that once, writes the group without the draining member and
+    keeps the member defined."""
+    srv = P4RuntimeServer(RefusingTarget(), socket_path=tmp_path / "p4rt.sock").start()
+    try:
+        first = writer(srv)
+        try:
+            first.write(diff(first.read_state(), want_first()))
+            draining = want_first()
+            draining.groups = {1: {LOCAL: 0, REMOTE: 1}}
+            draining.selects = {(1, 0): 1, (1, 1): 1}
+            first.write(diff(first.state, draining))
+            assert first.zero_weights is False
+            assert first.state == draining  # what we asked for, as the writer tracks it
+        finally:
+            first.close()
+        second = writer(srv)
+        try:
+            held = second.read_state()
+            assert held.groups[1] == {REMOTE: 1}  # the connector's group: new flows only
+            assert LOCAL in second.member_ids  # the member is still defined
+        finally:
+            second.close()
+    finally:
+        srv.stop()

@@ -280,7 +280,7 @@ def test_group_validation(server, client, fake):
     g = group(3, [(1, 1)])
     g.members[0].watch_port = b"\x01"
     codes = write(client,
-                  ins(group(1, [(1, 0)])),             # weight 0
+                  ins(group(1, [(1, -1)])),            # negative weight
                   ins(group(1, [(1, 60), (2, 5)])),    # sum 65 > 64
                   ins(group(1, [(1, 1), (1, 2)])),     # duplicate member
                   ins(group(1, [(9, 1)])),             # unknown member
@@ -293,6 +293,9 @@ def test_group_validation(server, client, fake):
                      code_pb2.RESOURCE_EXHAUSTED, code_pb2.UNIMPLEMENTED,
                      code_pb2.INVALID_ARGUMENT]
     assert write(client, ins(group(1, [(1, 32), (2, 32)], max_size=64))) == [OK]
+    # weight 0: a draining member, kept in the group for its cached flows (PIPELINE.md)
+    assert write(client, ins(group(4, [(1, 0), (2, 3)]))) == [OK]
+    assert write(client, ins(group(5, [(1, 0)]))) == [OK]  # all draining
     assert write(client, mod(group(1, [(1, 1)], max_size=0))) == [code_pb2.INVALID_ARGUMENT]
     codes = write(client, ins(member(3, action("to_service", service_id=1))),
                   ins(member(3, action("NoAction"))),
@@ -347,7 +350,7 @@ def test_malformed_writes_report_one_error_per_update(server, client, fake):
     assert fake.of("set_sff") == [(1, 255, SffAction("to_service", 1)),
                                   (1, 255, SffAction("to_service", 2))]
     codes = write(client, ins(group(1, [])), ins(member(1, action("to_remote", endpoint=1))),
-                  mod(group(1, [(1, 0)])), mod(group(1, [(1, 65)])))
+                  mod(group(1, [(1, -2)])), mod(group(1, [(1, 65)])))
     assert codes == [OK, OK, code_pb2.INVALID_ARGUMENT, code_pb2.INVALID_ARGUMENT]
     empty = p4runtime_pb2.Action(action_id=aid("to_service"))
     empty.params.add(param_id=1, value=b"")
