@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from topologies.network import Network
 
 DAEMONS = ("dmano", "ospfd", "bfdd", "connector")
+CONTROL_TIMEOUT_S = 10.0
 
 
 class FaultError(RuntimeError):
@@ -91,3 +92,34 @@ def restore_daemon(net: Network, node: str, daemon: str,
     else:
         net.start_dmano(node)
     health.wait_ready([p for p in net.probes() if p.name == name], ready_timeout)
+
+
+def dmano_request(net: Network, instance: str, cmd: str, force: bool = False) -> dict:
+    """Ask the D-MANO of ``instance``'s node over its control socket; FaultError if it
+    refuses (e.g. the last instance of a service) or does not answer."""
+    from dmano.control import ControlError, request
+
+    inst = next((i for i in net.topo.instances if i.name == instance), None)
+    if inst is None:
+        known = ", ".join(i.name for i in net.topo.instances)
+        raise FaultError(f"unknown instance {instance!r} (known: {known})")
+    sock = net.run_folder / f"r{inst.node}" / "dmano.sock"
+    try:
+        answer = request(sock, cmd, instance, force=force, timeout=CONTROL_TIMEOUT_S)
+    except ControlError as exc:
+        raise FaultError(f"{cmd} {instance}: {exc}") from None
+    if not answer.get("ok"):
+        raise FaultError(f"{cmd} {instance}: {answer.get('error', answer)}")
+    return answer
+
+
+def drain_instance(net: Network, instance: str, force: bool = False) -> None:
+    """Announce ``instance`` as draining: no new flow goes to it from any node, its
+    flows stay until they end (the D-MANO refuses the last instance of a service
+    unless ``force``)."""
+    dmano_request(net, instance, "drain", force)
+
+
+def undrain_instance(net: Network, instance: str) -> None:
+    dmano_request(net, instance, "undrain")
+

@@ -420,6 +420,13 @@ class Network:
     def restore_daemon(self, node: str, daemon: str) -> None:
         faults.restore_daemon(self, node, daemon)
 
+    def drain_instance(self, name: str, force: bool = False) -> None:
+        """Drain a VNF instance through its D-MANO (topologies.faults)."""
+        faults.drain_instance(self, name, force)
+
+    def undrain_instance(self, name: str) -> None:
+        faults.undrain_instance(self, name)
+
     # -- processes of the project inside the namespaces ---------------------------------
     def start_process(self, name: str, node: str, args: list[str], logfile: Path) -> None:
         """Start a long-running process inside ``node``'s namespace, logged and registered."""

@@ -10,6 +10,8 @@ import yaml
 from topologies import addressing as addr
 from topologies.spec import PROTOCOLS, Topology
 
+HEARTBEAT_S = 1.0
+
 
 def vnf_stats_path(run_folder: Path, instance: str) -> Path:
     return run_folder / "vnf" / f"{instance}.json"
@@ -40,6 +42,10 @@ def node_config(topo: Topology, node: str, run_folder: Path, policy: Path,
         "nsh_endpoint": str(addr.nsh_endpoint(n).ip),
         "policy": str(policy),
         "status_file": str(run_folder / f"r{node}" / "dmano.json"),
+        "control_socket": str(run_folder / f"r{node}" / "dmano.sock"),
+        # VNFs rewrite their counters every 0.2 s (Network.start_vnf): a VNF silent for a
+        # second is hung (one that died is seen at once through its pidfd)
+        "heartbeat_s": HEARTBEAT_S,
         "connector": {"router_mac": addr.mac(n, 0, 0, 1), "local_mac": addr.mac(n, 0, 0, 2),
                       **connector},
         "services": [{"name": s.name, "id": s.id, "anycast": str(s.anycast)}
