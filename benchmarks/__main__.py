@@ -6,7 +6,8 @@ import importlib
 import logging
 import sys
 
-BENCHMARKS = ["topology_bringup", "dmano_propagation", "connector_pps", "vnf_fastpath",
+BENCHMARKS = ["topology_bringup", "dmano_propagation", "failure_avoidance", "connector_pps",
+              "vnf_fastpath",
               "traffic_gen"]
 
 
