@@ -1,8 +1,9 @@
 """The scenario file format: parsing and validation into frozen dataclasses.
 
 A scenario says what to run on a topology: which policy the D-MANOs use, what traffic
-the hosts send, which events happen when (instances started, stopped or killed, links
-and nodes failed and restored, policy parameters and load changed), what to measure and
+the hosts send, which events happen when (instances started, stopped, killed, drained
+and undrained, links, nodes and single daemons failed and restored, policy parameters
+and load changed), what to measure and
 how often to repeat it. Like topology files, scenario files are read through
 :mod:`dmano.yamlconf`: every mistake raises :class:`dmano.yamlconf.ConfigError` naming
 the file, the line, the field and what was expected, and unknown keys are errors. Names

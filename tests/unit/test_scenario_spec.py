@@ -110,6 +110,34 @@ def test_shipped_wall_times() -> None:
     assert short.wall_policy().period_s >= MIN_WALL_PERIOD_S
 
 
+@pytest.mark.parametrize("name", ["faults", "maintenance"])
+def test_shipped_fault_scenarios(name: str) -> None:
+    full = load_scenario(ROOT / "scenarios" / f"{name}.yaml")
+    short = load_scenario(ROOT / "scenarios" / f"{name}_short.yaml")
+    topo = full.topology
+    assert len(topo.nodes) >= 8 and topo.ospf.bfd is not None
+    assert all(sum(1 for i in topo.instances if i.service == svc.name) >= 2
+               for svc in topo.services) and len(topo.services) >= 2
+    # the same experiment, scaled: same events and traffic in scenario time
+    assert [e.describe() for e in short.events] == [e.describe() for e in full.events]
+    assert short.traffic[0].concurrent_flows == full.traffic[0].concurrent_flows
+    assert full.wall_duration_s <= 180  # with bring-up and teardown < 5 min
+    assert short.wall_duration_s <= 40  # < 60 s with bring-up and teardown
+    assert short.wall_policy().period_s >= MIN_WALL_PERIOD_S
+    for s in (full, short):  # traffic throughout: arrivals until the end
+        assert s.traffic[0].end_s == s.duration_s
+    if name == "maintenance":  # the stop comes after the drained instance's flows ended
+        drain, stop = (next(e for e in full.events if e.action == a)
+                       for a in ("drain_instance", "stop_instance"))
+        assert stop.at_s - drain.at_s > full.traffic[0].flow_duration_s + 1
+        assert [e.action for e in full.events] == [
+            "drain_instance", "stop_instance", "start_instance", "undrain_instance"]
+    else:
+        assert [e.action for e in full.events] == [
+            "fail_instance", "restore_instance", "fail_link", "restore_link", "fail_node",
+            "restore_node"]
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
