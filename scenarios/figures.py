@@ -1,44 +1,7 @@
 """Run outputs (the CSV files a scenario run writes) and the figures drawn from them.
 
-Output files
-============
-
-One folder per run (``<output>/<scenario>/<stamp>/run-01``, see
-:func:`scenarios.spec.run_dir`). Every ``t_s`` is in **scenario time** (wall-clock
-seconds since the scenario's t = 0 divided by ``time_scale``), so runs at any time
-scale plot on the paper's axes. CSV files have a header row, comma separators, ``.``
-decimals, one row per line, and are written row by row (flushed) so that a crashed run
-still leaves what it measured. Columns in this order:
-
-``shares.csv`` -- traffic per instance, one row per sample and instance
-    ``t_s``            end of the sample interval ``(t_s - sample_period_s, t_s]``
-    ``service``        service name (shares are per service)
-    ``instance``       instance name; every instance of the topology, every sample
-                       (0 when it is not running)
-    ``packets_per_s``  packets the instance processed in the interval divided by the
-                       interval's wall-clock length (= processing units per second;
-                       per-flow rates are not scaled, so this is in the file's units)
-    ``share``          ``packets_per_s`` / the sum over the service's instances at this
-                       ``t_s``, a fraction 0..1; empty when that sum is 0
-``weights.csv`` -- WCMP weights the connectors use, one row per sample (or per change)
-    ``t_s``, ``node`` (NFV node of the connector), ``service``, ``instance``,
-    ``weight`` (the integer member weight, 0 = not a live member)
-``events.csv`` -- what happened, when it was actually done
-    ``t_s``, ``kind`` (a scenario action such as ``start_instance``, or ``run_start``,
-    ``run_end``, ``note``, ``error``), ``detail`` (the action's target as
-    :attr:`scenarios.spec.Event.target` writes it: ``svc_d``, ``A-B``, ``period_s=1``,
-    or free text)
-``flows.csv`` -- one row per flow, written when it ends
-    ``flow_id`` (the generator's flow id, e.g. :attr:`scenarios.spec.PlannedFlow.flow_id`),
-    ``traffic`` (class name),
-    ``src_port``, ``dst_port``, ``start_s``, ``end_s``, ``sent`` (packets the generator
-    sent), ``received`` (packets the sink got), ``instance`` (the instance that carried
-    it, e.g. from the VNFs' per-flow-hash counters; empty if unknown)
-``traffic.csv`` -- packets per sample and traffic class
-    ``t_s`` (end of the interval, as in ``shares.csv``), ``traffic``, ``sent``,
-    ``received`` (packets in the interval); used for the loss around events
-``meta.json`` -- ``{"scenario", "scenario_file", "topology", "policy", "time_scale",
-    "seed", "repetition", "started_utc", "wall_duration_s"}`` (more keys allowed)
+The CSV files (names, columns, readers and :class:`CsvWriter`) are described and
+implemented in :mod:`scenarios.outputs`; everything there is importable from here too.
 
 Figures (PNG, Agg backend, no display needed)
 =============================================
@@ -53,17 +16,49 @@ Figures (PNG, Agg backend, no display needed)
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from scenarios.outputs import (
+    COLUMNS,
+    EVENTS_COLUMNS,
+    EVENTS_FILE,
+    FLOWS_COLUMNS,
+    FLOWS_FILE,
+    LOSSES_COLUMNS,
+    LOSSES_FILE,
+    META_FILE,
+    SHARES_COLUMNS,
+    SHARES_FILE,
+    TRAFFIC_COLUMNS,
+    TRAFFIC_FILE,
+    WEIGHT_CHANGES_COLUMNS,
+    WEIGHT_CHANGES_FILE,
+    WEIGHTS_COLUMNS,
+    WEIGHTS_FILE,
+    CsvWriter,
+    EventRow,
+    FlowRow,
+    LossRow,
+    ShareRow,
+    TrafficRow,
+    WeightRow,
+    read_events,
+    read_flows,
+    read_losses,
+    read_shares,
+    read_traffic,
+    read_weight_changes,
+    read_weights,
+    write_rows,
+)
 
 if TYPE_CHECKING:
     from scenarios.report import RunSummary
@@ -71,203 +66,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SHARES_FILE = "shares.csv"
-WEIGHTS_FILE = "weights.csv"
-EVENTS_FILE = "events.csv"
-FLOWS_FILE = "flows.csv"
-TRAFFIC_FILE = "traffic.csv"
-META_FILE = "meta.json"
 FIG4_FILE = "fig4_traffic_distribution.png"
 FIG5_FILE = "fig5_boxplot.png"
 WEIGHTS_FIG_FILE = "weights.png"
-
-SHARES_COLUMNS = ("t_s", "service", "instance", "packets_per_s", "share")
-WEIGHTS_COLUMNS = ("t_s", "node", "service", "instance", "weight")
-EVENTS_COLUMNS = ("t_s", "kind", "detail")
-FLOWS_COLUMNS = ("flow_id", "traffic", "src_port", "dst_port", "start_s", "end_s", "sent",
-                 "received", "instance")
-TRAFFIC_COLUMNS = ("t_s", "traffic", "sent", "received")
-COLUMNS = {SHARES_FILE: SHARES_COLUMNS, WEIGHTS_FILE: WEIGHTS_COLUMNS,
-           EVENTS_FILE: EVENTS_COLUMNS, FLOWS_FILE: FLOWS_COLUMNS,
-           TRAFFIC_FILE: TRAFFIC_COLUMNS}
-_OPTIONAL = {"service", "instance", "detail"}  # columns a reader tolerates missing
-
-
-# -- rows ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ShareRow:
-    t_s: float
-    service: str
-    instance: str
-    packets_per_s: float
-    share: float | None  # fraction 0..1; None when the service carried nothing
-
-
-@dataclass(frozen=True)
-class WeightRow:
-    t_s: float
-    node: str
-    service: str
-    instance: str
-    weight: int
-
-
-@dataclass(frozen=True)
-class EventRow:
-    t_s: float
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class FlowRow:
-    flow_id: int
-    traffic: str
-    src_port: int
-    dst_port: int
-    start_s: float
-    end_s: float
-    sent: int
-    received: int
-    instance: str  # "" if unknown
-
-
-@dataclass(frozen=True)
-class TrafficRow:
-    t_s: float
-    traffic: str
-    sent: int
-    received: int
-
-
-# -- writing ---------------------------------------------------------------------------------
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return ""
-        return f"{value:.9g}"
-    return str(value)
-
-
-class CsvWriter:
-    """Appends rows to one output file, header first, flushing each row.
-
-    ``CsvWriter(run / SHARES_FILE).row(t_s=2.0, service="SVC", instance="svc_b",
-    packets_per_s=99.5, share=0.497)``; the columns come from the file name (or
-    ``columns``) and every row must give exactly those.
-    """
-
-    def __init__(self, path: str | Path, columns: Sequence[str] | None = None):
-        self.path = Path(path)
-        cols = columns if columns is not None else COLUMNS.get(self.path.name)
-        if cols is None:
-            raise ValueError(f"{self.path.name}: unknown output file; pass columns")
-        self.columns = tuple(cols)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: TextIO = self.path.open("w", newline="", encoding="utf-8")
-        self._csv = csv.writer(self._fh, lineterminator="\n")
-        self._csv.writerow(self.columns)
-        self._fh.flush()
-
-    def row(self, **values: Any) -> None:
-        if set(values) != set(self.columns):
-            missing = sorted(set(self.columns) - set(values))
-            extra = sorted(set(values) - set(self.columns))
-            raise ValueError(f"{self.path.name}: row needs {', '.join(self.columns)} "
-                             f"(missing: {missing}, unexpected: {extra})")
-        self._csv.writerow([_fmt(values[c]) for c in self.columns])
-        self._fh.flush()
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-
-    def __enter__(self) -> CsvWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def write_rows(path: str | Path, rows: Iterable[Any], columns: Sequence[str] | None = None
-               ) -> Path:
-    """Write row dataclasses (or mappings) to ``path`` in one go."""
-    with CsvWriter(path, columns) as out:
-        for r in rows:
-            data = r if isinstance(r, Mapping) else r.__dict__
-            out.row(**{c: data[c] for c in out.columns})
-    return Path(path)
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-def _read(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in columns if c not in header and c not in _OPTIONAL]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)} "
-                             f"(expected {', '.join(columns)})")
-        return list(reader)
-
-
-def _float(path: Path, row: dict[str, str], key: str) -> float:
-    try:
-        return float(row[key])
-    except (TypeError, ValueError):
-        raise ValueError(f"{path}: column {key}: expected a number, got {row.get(key)!r}"
-                         ) from None
-
-
-def _opt_float(path: Path, row: dict[str, str], key: str) -> float | None:
-    raw = (row.get(key) or "").strip()
-    if not raw:
-        return None
-    value = _float(path, row, key)
-    return value if math.isfinite(value) else None
-
-
-def read_shares(path: str | Path) -> list[ShareRow]:
-    path = Path(path)
-    return [ShareRow(_float(path, r, "t_s"), r.get("service") or "", r["instance"],
-                     _float(path, r, "packets_per_s"), _opt_float(path, r, "share"))
-            for r in _read(path, SHARES_COLUMNS)]
-
-
-def read_weights(path: str | Path) -> list[WeightRow]:
-    path = Path(path)
-    return [WeightRow(_float(path, r, "t_s"), r["node"], r.get("service") or "",
-                      r["instance"], int(_float(path, r, "weight")))
-            for r in _read(path, WEIGHTS_COLUMNS)]
-
-
-def read_events(path: str | Path) -> list[EventRow]:
-    path = Path(path)
-    return [EventRow(_float(path, r, "t_s"), r["kind"], r.get("detail") or "")
-            for r in _read(path, EVENTS_COLUMNS)]
-
-
-def read_flows(path: str | Path) -> list[FlowRow]:
-    path = Path(path)
-    return [FlowRow(int(_float(path, r, "flow_id")), r["traffic"],
-                    int(_float(path, r, "src_port")), int(_float(path, r, "dst_port")),
-                    _float(path, r, "start_s"), _float(path, r, "end_s"),
-                    int(_float(path, r, "sent")), int(_float(path, r, "received")),
-                    r.get("instance") or "")
-            for r in _read(path, FLOWS_COLUMNS)]
-
-
-def read_traffic(path: str | Path) -> list[TrafficRow]:
-    path = Path(path)
-    return [TrafficRow(_float(path, r, "t_s"), r["traffic"], int(_float(path, r, "sent")),
-                       int(_float(path, r, "received")))
-            for r in _read(path, TRAFFIC_COLUMNS)]
-
+LOSS_FIG_FILE = "loss_timeline.png"
 
 # -- drawing helpers -------------------------------------------------------------------------
 
@@ -316,7 +118,7 @@ def _mark_context(ax: Any, events: Sequence[EventRow], scenario: Scenario | None
         if e.kind in _SKIP_EVENT_KINDS:
             continue
         colour = "tab:red" if e.kind in ("error", "fail_instance", "fail_link",
-                                         "fail_node") else "0.2"
+                                         "fail_node", "fail_daemon") else "0.2"
         ax.axvline(e.t_s, color=colour, ls="--", lw=1.0, zorder=1)
         text = labels.get((e.kind, e.detail)) or f"{e.kind} {e.detail}".strip()
         ax.text(e.t_s, 0.90, " " + text, transform=ax.get_xaxis_transform(), rotation=90,
@@ -515,12 +317,71 @@ def plot_weights(weights: Sequence[WeightRow], out: str | Path, *,
     return _save(fig, out)
 
 
+# -- loss over time ---------------------------------------------------------------------------
+
+def loss_per_period(losses: Sequence[LossRow], period_s: float, duration_s: float
+                    ) -> list[tuple[float, int]]:
+    """Packets lost per interval ``((k - 1) p, k p]`` of ``period_s`` (labelled by its end,
+    like ``shares.csv``), by send time. A row's ``lost`` packets are spread evenly over
+    its ``[t_s, until_s]``; losses outside ``[0, duration_s]`` go to the first / last
+    interval."""
+    n_bins = max(1, math.ceil(duration_s / period_s - 1e-9))
+    counts = [0] * n_bins
+
+    def add(t: float, n: int) -> None:
+        k = math.ceil(t / period_s - 1e-9) - 1
+        counts[min(max(k, 0), n_bins - 1)] += n
+
+    for r in losses:
+        if r.lost <= 0:
+            continue
+        if r.until_s <= r.t_s or r.lost == 1:
+            add(r.t_s, r.lost)
+            continue
+        step = (r.until_s - r.t_s) / (r.lost - 1)
+        for j in range(r.lost):
+            add(r.t_s + j * step, 1)
+    return [((k + 1) * period_s, c) for k, c in enumerate(counts)]
+
+
+def plot_loss_timeline(losses: Sequence[LossRow], out: str | Path, *,
+                       events: Sequence[EventRow] = (), scenario: Scenario | None = None,
+                       period_s: float | None = None, duration_s: float | None = None,
+                       title: str = "Packets lost per sample period (by send time)"
+                       ) -> Path:
+    """Bars of the packets lost in each sample period (scenario time), every event of
+    the run marked (dashed line and label), warm-up and windows shaded as in Fig. 4."""
+    if period_s is None:
+        period_s = scenario.measure.sample_period_s if scenario else 1.0
+    if duration_s is None:
+        duration_s = scenario.duration_s if scenario else max(
+            [r.until_s for r in losses] + [e.t_s for e in events] + [period_s])
+    bins = loss_per_period(losses, period_s, duration_s)
+    fig, (ax,) = _new_figure(1, height=3.6)
+    _mark_context(ax, events, scenario)
+    total = sum(c for _, c in bins)
+    ax.bar([t - period_s for t, _ in bins], [c for _, c in bins], width=period_s,
+           align="edge", color="tab:red", alpha=0.75, lw=0, zorder=2)
+    peak = max((c for _, c in bins), default=0)
+    ax.set_ylim(0, max(peak * 1.25, 1))
+    ax.set_xlim(0, duration_s)
+    ax.set_xlabel("Time (s)")
+    ax.set_ylabel(f"Packets lost per {period_s:g} s")
+    ax.grid(True, alpha=0.3)
+    flows = len({r.flow_id for r in losses if r.lost > 0})
+    ax.set_title(f"{title}: {total} lost in {flows} flow{'s' if flows != 1 else ''}",
+                 fontsize=10)
+    if not total:
+        ax.text(0.5, 0.5, "no packet lost", transform=ax.transAxes, ha="center")
+    return _save(fig, out)
+
+
 # -- per run ----------------------------------------------------------------------------------
 
 def plot_run(run: str | Path, scenario: Scenario | None = None,
              expected: Mapping[str, Mapping[str, float]] | None = None) -> list[Path]:
-    """Draw Fig. 4 and the weights figure of one run folder (files that are missing are
-    skipped with a log message). Returns the PNGs written."""
+    """Draw Fig. 4, the weights figure and the loss timeline of one run folder (files
+    that are missing are skipped with a log message). Returns the PNGs written."""
     run = Path(run)
     events = read_events(run / EVENTS_FILE) if (run / EVENTS_FILE).is_file() else []
     written: list[Path] = []
@@ -539,14 +400,22 @@ def plot_run(run: str | Path, scenario: Scenario | None = None,
                                     events=events, nodes=nodes or None, scenario=scenario))
     else:
         log.warning("%s: no %s, no weights figure", run, WEIGHTS_FILE)
+    if (run / LOSSES_FILE).is_file():
+        written.append(plot_loss_timeline(read_losses(run / LOSSES_FILE),
+                                          run / LOSS_FIG_FILE, events=events,
+                                          scenario=scenario))
+    else:
+        log.warning("%s: no %s, no loss timeline", run, LOSSES_FILE)
     return written
 
 
 __all__ = [
     "COLUMNS", "EVENTS_COLUMNS", "EVENTS_FILE", "FIG4_FILE", "FIG5_FILE", "FLOWS_COLUMNS",
-    "FLOWS_FILE", "META_FILE", "SHARES_COLUMNS", "SHARES_FILE", "TRAFFIC_COLUMNS",
-    "TRAFFIC_FILE", "WEIGHTS_COLUMNS", "WEIGHTS_FIG_FILE", "WEIGHTS_FILE", "CsvWriter",
-    "EventRow", "FlowRow", "ShareRow", "TrafficRow", "WeightRow", "plot_run",
-    "plot_share_boxplot", "plot_traffic_distribution", "plot_weights", "read_events",
-    "read_flows", "read_shares", "read_traffic", "read_weights", "write_rows",
+    "FLOWS_FILE", "LOSSES_COLUMNS", "LOSSES_FILE", "LOSS_FIG_FILE", "META_FILE",
+    "SHARES_COLUMNS", "SHARES_FILE", "TRAFFIC_COLUMNS", "TRAFFIC_FILE", "WEIGHTS_COLUMNS",
+    "WEIGHTS_FIG_FILE", "WEIGHTS_FILE", "WEIGHT_CHANGES_COLUMNS", "WEIGHT_CHANGES_FILE",
+    "CsvWriter", "EventRow", "FlowRow", "LossRow", "ShareRow", "TrafficRow", "WeightRow",
+    "loss_per_period", "plot_loss_timeline", "plot_run", "plot_share_boxplot",
+    "plot_traffic_distribution", "plot_weights", "read_events", "read_flows", "read_losses",
+    "read_shares", "read_traffic", "read_weight_changes", "read_weights", "write_rows",
 ]

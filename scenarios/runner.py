@@ -7,7 +7,12 @@ their (scaled) times, and sample every ``sample_period_s``:
 
 - each VNF instance's processed packets (its counters) -> ``shares.csv``;
 - every node's WCMP weights (its D-MANO's status) -> ``weights.csv``;
-- packets sent / received -> ``traffic.csv``; events and weight changes -> ``events.csv``.
+- packets sent / received -> ``traffic.csv``; events and weight changes -> ``events.csv``;
+
+and, between samples, every change of a WCMP weight with the time the D-MANO made it
+(:class:`scenarios.watch.WeightWatcher`, every ~25 ms) -> ``weight_changes.csv``. The sinks
+write every sequence gap with the send times of the packets missing; at the end they and
+the generators' flow logs become ``losses.csv`` (:mod:`scenarios.losses`).
 
 At the end: per-flow results (``flows.csv``), every daemon's log (``logs/``), ``meta.json``,
 figures and the report (``scenarios.report``). Ctrl-C stops the run cleanly (the network
@@ -31,6 +36,7 @@ import yaml
 
 from dmano.atomicfile import write_text_atomic
 from scenarios import figures
+from scenarios.losses import read_flow_logs, read_sink_flows, read_sink_losses, run_losses
 from scenarios.report import RunSummary, report_run, report_set
 from scenarios.spec import (
     Event,
@@ -41,6 +47,7 @@ from scenarios.spec import (
     run_dir,
     run_set_dir,
 )
+from scenarios.watch import WeightWatcher, status_paths
 from topologies import addressing as addr
 from topologies import frr
 from topologies.network import Network
@@ -67,6 +74,7 @@ class Run:
         self.net: Network | None = None
         self.tools: dict[str, subprocess.Popen] = {}
         self.t0 = 0.0  # monotonic time of the scenario's t = 0
+        self.epoch_ns = 0  # the traffic tools' epoch (= t0)
         self.prev_packets: dict[str, tuple[int, float, int]] = {}
         self.prev_rate: dict[str, float] = {}
         self.prev_traffic = (0.0, 0, 0)  # grid time, cumulative sent, received
@@ -94,6 +102,7 @@ class Run:
                 self._stop_tools()
                 self._collect_logs()
         self._write_flows()
+        self._write_losses()
         write_text_atomic(self.folder / figures.META_FILE, json.dumps({
             "scenario": self.s.name, "scenario_file": str(self.s.path),
             "topology": str(topo.path), "policy": self.s.policy_ref,
@@ -138,12 +147,14 @@ class Run:
         flows = flow_schedule(self.s, self.rep)
         self.t0 = time.monotonic() + LEAD_S
         epoch = int(self.t0 * 1e9)
+        self.epoch_ns = epoch
         dests = {c.destination for c in self.s.traffic}
         for dst in sorted(dests):
             ports = sorted({c.dst_port for c in self.s.traffic if c.destination == dst})
             args = [sys.executable, "-m", "scenarios.traffic", "sink", "--epoch-ns", str(epoch),
                     "--interval", str(self.s.wall(self.s.measure.sample_period_s)),
                     "--timeseries", str(self.folder / f"sink-{dst}.csv"),
+                    "--losses", str(self.folder / f"sink-{dst}-losses.csv"),
                     "--summary", str(self.folder / f"sink-{dst}.json")]
             for p in ports:
                 args += ["--port", str(p)]
@@ -195,7 +206,9 @@ class Run:
         weights = figures.CsvWriter(self.folder / figures.WEIGHTS_FILE)
         events = figures.CsvWriter(self.folder / figures.EVENTS_FILE)
         traffic = figures.CsvWriter(self.folder / figures.TRAFFIC_FILE)
+        watcher = self._weight_watcher()
         try:
+            watcher.start()
             self._sample_packets()  # baseline
             pending = list(s.events)
             sample = s.wall(s.measure.sample_period_s)
@@ -225,8 +238,20 @@ class Run:
             events.row(t_s=s.scenario_time(time.monotonic() - self.t0), kind="run_end",
                        detail="")
         finally:
+            watcher.stop()
             for w in (shares, weights, events, traffic):
                 w.close()
+
+    def _weight_watcher(self) -> WeightWatcher:
+        net = self.net
+        assert net is not None
+        s = self.s
+        unix_t0 = time.time() - (time.monotonic() - self.t0)  # the unix time of t = 0
+        return WeightWatcher(
+            status_paths(net.run_folder, [n.name for n in s.topology.nodes]),
+            {x.id: x.name for x in s.topology.services},
+            self.folder / figures.WEIGHT_CHANGES_FILE,
+            lambda unix: s.scenario_time(unix - unix_t0))
 
     def _progress(self, now: float) -> None:
         s = self.s
@@ -277,6 +302,18 @@ class Run:
             for name in self.down.pop(node, []):
                 net.start_vnf(name)
             net.start_dmano(node)
+        elif a in ("drain_instance", "undrain_instance"):
+            assert ev.instance is not None
+            if a == "drain_instance":
+                net.drain_instance(ev.instance, force=ev.force)
+            else:
+                net.undrain_instance(ev.instance)
+        elif a in ("fail_daemon", "restore_daemon"):
+            assert ev.node is not None and ev.daemon is not None
+            if a == "fail_daemon":
+                net.fail_daemon(ev.node, ev.daemon)
+            else:
+                net.restore_daemon(ev.node, ev.daemon)
         elif a == "set_policy_param":
             assert ev.policy is not None
             self._write_policy(self.s.wall_policy(ev.policy), self.folder / "policy.yaml")
@@ -401,6 +438,18 @@ class Run:
                 writer.row(**row)
         finally:
             writer.close()
+
+    def _write_losses(self) -> None:
+        """losses.csv: the sinks' gaps and the tail losses from the flow logs."""
+        rows = run_losses(
+            [r for p in sorted(self.folder.glob("sink-*-losses.csv"))
+             for r in read_sink_losses(p)],
+            read_flow_logs(sorted(self.folder.glob("gen-*.jsonl"))),
+            read_sink_flows(sorted(self.folder.glob("sink-*.json"))),
+            self.epoch_ns, self.s.time_scale)
+        figures.write_rows(self.folder / figures.LOSSES_FILE,
+                           [{**r.__dict__, "t_s": round(r.t_s, 6),
+                             "until_s": round(r.until_s, 6)} for r in rows])
 
     def _collect_logs(self) -> None:
         net = self.net

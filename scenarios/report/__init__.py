@@ -6,8 +6,11 @@ the measured share of its service's traffic (mean of the per-sample ``share`` of
 (the window's ``reference``), the WCMP prediction (the fixed point of the cost ->
 weight -> load loop for the policy in effect, :func:`dmano.policy.fixed_point_shares`,
 with real and with integer weights) and the differences in percentage points; packet
-loss in total and just before and after each event; and, for scenarios that carry the
-paper's numbers, a note on the two readings of the paper.
+loss in total and just before and after each event; per event, the packets lost (and
+in how many flows), the recovery time and, per node, the avoidance and readmission
+times of the instances it took away or gave back (:mod:`~scenarios.report.events`);
+and, for scenarios that carry the paper's numbers, a note on the two readings of the
+paper.
 
 The runner calls :func:`report_run` after each run (``summary.json`` and the per-run
 figures in the run folder) and :func:`report_set` after the last one (``report.txt``,
@@ -24,6 +27,7 @@ One job per module: :mod:`~scenarios.report.summary` (the numbers of one run),
 from __future__ import annotations
 
 from scenarios.report.cli import main
+from scenarios.report.events import EventMetrics, event_metrics, events_report
 from scenarios.report.files import REPORT_FILE, SUMMARY_FILE, report_run, report_set
 from scenarios.report.paper import (
     READING_FIGURE,
@@ -48,7 +52,8 @@ from scenarios.report.text import build_report
 __all__ = [
     "READING_FIGURE", "READING_INVERSE_STATIC", "READING_INVERSE_UTIL",
     "READING_PROPORTIONAL", "READING_PROPORTIONAL_INT", "REPORT_FILE", "SUMMARY_FILE",
-    "EventLoss", "Prediction", "RunSummary", "ShareStats", "build_report", "event_losses",
-    "main", "predict", "predicted_shares", "readings", "report_run", "report_set",
-    "reproduction_note", "summarize_run", "window_shares",
+    "EventLoss", "EventMetrics", "Prediction", "RunSummary", "ShareStats", "build_report",
+    "event_losses", "event_metrics", "events_report", "main", "predict", "predicted_shares",
+    "readings", "report_run", "report_set", "reproduction_note", "summarize_run",
+    "window_shares",
 ]

@@ -54,7 +54,7 @@ def predict(scenario: Scenario) -> dict[str, list[Prediction]]:
     out: dict[str, list[Prediction]] = {}
     for w in scenario.measure.windows:
         state = scenario.state_at(w.start_s)
-        live = state.live_instances(topo)
+        live = state.live_instances(topo) - state.drained  # drained: no new flows
         graph = nx.Graph()
         graph.add_nodes_from(n.name for n in topo.nodes if n.name not in state.failed_nodes)
         for lk in topo.links:

@@ -16,6 +16,7 @@ from typing import Any
 
 from dmano.atomicfile import write_json_atomic
 from scenarios import figures
+from scenarios.report.events import EventMetrics, event_metrics, unattributed_loss
 from scenarios.spec import ACTIONS, Scenario
 
 
@@ -74,6 +75,8 @@ class RunSummary:
     received: int | None = None
     event_losses: list[EventLoss] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    events: list[EventMetrics] = field(default_factory=list)  # from losses.csv & co
+    lost_before_events: int | None = None  # losses.csv: sent before the first event
 
     @property
     def lost(self) -> int | None:
@@ -88,7 +91,8 @@ class RunSummary:
                         for w, per in self.windows.items()},
             "flow_shares": self.flow_shares, "sent": self.sent, "received": self.received,
             "lost": self.lost, "event_losses": [asdict(e) for e in self.event_losses],
-            "meta": self.meta,
+            "meta": self.meta, "events": [asdict(e) for e in self.events],
+            "lost_before_events": self.lost_before_events,
         }
 
     @classmethod
@@ -101,6 +105,8 @@ class RunSummary:
             received=data.get("received"),
             event_losses=[EventLoss(**e) for e in data.get("event_losses", [])],
             meta=data.get("meta", {}),
+            events=[EventMetrics.from_dict(e) for e in data.get("events", [])],
+            lost_before_events=data.get("lost_before_events"),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -194,8 +200,10 @@ def summarize_run(run: str | Path, scenario: Scenario, repetition: int | None = 
     if repetition is None:
         repetition = meta.get("repetition")
     summary = RunSummary(run=str(run), repetition=repetition, meta=meta)
-    if (run / figures.SHARES_FILE).is_file():
-        summary.windows = window_shares(scenario, figures.read_shares(run / figures.SHARES_FILE))
+    shares = (figures.read_shares(run / figures.SHARES_FILE)
+              if (run / figures.SHARES_FILE).is_file() else None)
+    if shares is not None:
+        summary.windows = window_shares(scenario, shares)
     events = (figures.read_events(run / figures.EVENTS_FILE)
               if (run / figures.EVENTS_FILE).is_file() else None)
     traffic = (figures.read_traffic(run / figures.TRAFFIC_FILE)
@@ -210,6 +218,15 @@ def summarize_run(run: str | Path, scenario: Scenario, repetition: int | None = 
         summary.received = sum(r.received for r in traffic)
     if traffic is not None:
         summary.event_losses = event_losses(scenario, traffic, events)
+    if (run / figures.LOSSES_FILE).is_file():
+        losses = figures.read_losses(run / figures.LOSSES_FILE)
+        changes = (figures.read_weight_changes(run / figures.WEIGHT_CHANGES_FILE)
+                   if (run / figures.WEIGHT_CHANGES_FILE).is_file() else [])
+        end = next((e.t_s for e in events or [] if e.kind == "run_end"), None)
+        summary.events = event_metrics(scenario, events or [], losses, changes,
+                                       shares or [], end)
+        summary.lost_before_events = unattributed_loss(summary.events, losses,
+                                                       scenario.time_scale)
     return summary
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from scenarios.report.events import events_report
 from scenarios.report.paper import reproduction_note
 from scenarios.report.predict import predict, predicted_shares
 from scenarios.report.summary import EventLoss, RunSummary
@@ -148,6 +149,15 @@ def build_report(scenario: Scenario, summaries: Sequence[RunSummary]
         events_json.append({"t_s": t, "kind": kind, "detail": detail,
                             "before_sent": bs, "before_lost": bl, "after_sent": as_,
                             "after_lost": al, "runs": len(evs)})
+    with_events = [s.events for s in summaries if s.events or s.lost_before_events is not None]
+    hosts = {h.name: h.node for h in scenario.topology.hosts}
+    ingress = sorted({hosts[c.source] for c in scenario.traffic if c.chain is not None})
+    ev_lines, ev_json = events_report(scenario, with_events, ingress)
+    lines += ev_lines
+    before = [s.lost_before_events for s in summaries if s.lost_before_events is not None]
+    if before and scenario.events:
+        lines.append(f"  before the first event: {sum(before) / len(before):g} packets lost "
+                     "(mean over the runs)")
     if any(w.reference for w in scenario.measure.windows):
         lines += ["", reproduction_note(scenario.policy)]
     summary = {
@@ -159,6 +169,8 @@ def build_report(scenario: Scenario, summaries: Sequence[RunSummary]
         "loss": {"sent": sent, "received": received, "lost": lost,
                  "loss_pct": 100.0 * lost / sent if sent else None,
                  "events": events_json} if with_loss else None,
+        "events": ev_json,
+        "lost_before_events": (sum(before) / len(before)) if before else None,
         "run_summaries": [s.to_dict() for s in summaries],
     }
     return "\n".join(lines) + "\n", summary

@@ -1,8 +1,9 @@
 """The scenario file format: parsing and validation into frozen dataclasses.
 
 A scenario says what to run on a topology: which policy the D-MANOs use, what traffic
-the hosts send, which events happen when (instances started, stopped or killed, links
-and nodes failed and restored, policy parameters and load changed), what to measure and
+the hosts send, which events happen when (instances started, stopped, killed, drained
+and undrained, links, nodes and single daemons failed and restored, policy parameters
+and load changed), what to measure and
 how often to repeat it. Like topology files, scenario files are read through
 :mod:`dmano.yamlconf`: every mistake raises :class:`dmano.yamlconf.ConfigError` naming
 the file, the line, the field and what was expected, and unknown keys are errors. Names
@@ -60,6 +61,18 @@ Events (``at_s`` in ``[0, duration_s)``, non-decreasing; ``label`` optional ever
 ``restore_link``       ``link``: bring a failed link back
 ``fail_node``          ``node``: kill the node's router, connector, D-MANO and VNFs
 ``restore_node``       ``node``: restart them (the instances that ran before it failed)
+``drain_instance``     ``instance``, ``force`` (default false): the instance (running) is
+                       announced ``draining``: no node gives it new flows, its existing
+                       flows stay. Draining the last instance of a service that still
+                       takes new flows is an error unless ``force: true``
+``undrain_instance``   ``instance``: end a drain (the instance running again, e.g. after
+                       ``stop_instance`` / ``start_instance`` for an upgrade; it stays
+                       draining while stopped)
+``fail_daemon``        ``node``, ``daemon``: kill one daemon of a node: ``dmano``,
+                       ``ospfd``, ``bfdd`` (only with BFD on in the topology) or
+                       ``connector`` (its P4Runtime server); not on a failed node
+``restore_daemon``     ``node``, ``daemon``: restart a daemon killed by ``fail_daemon``
+                       (a node with a failed daemon cannot be failed as a whole)
 ``set_policy_param``   ``name``, ``value``: change one policy field on every node, by
                        its dotted name: ``period_s``, ``max_group_size``,
                        ``hysteresis.abs``, ``hysteresis.rel``, ``cost.<parameter>`` of
@@ -121,11 +134,16 @@ Everything is imported from here: ``from scenarios.spec import Scenario, load_sc
 from scenarios.spec.model import (
     ACTIONS,
     ARRIVALS,
+    DAEMON_ACTIONS,
+    DAEMONS,
+    DOWN_ACTIONS,
+    DRAIN_ACTIONS,
     INSTANCE_ACTIONS,
     LINK_ACTIONS,
     MIN_WALL_PERIOD_S,
     NODE_ACTIONS,
     SHIPPED_POLICIES,
+    UP_ACTIONS,
     ArrivalSegment,
     Event,
     Measure,
@@ -142,8 +160,9 @@ from scenarios.spec.schedule import arrival_segments, flow_schedule
 from scenarios.spec.timeline import apply_policy_param, policy_params
 
 __all__ = [
-    "ACTIONS", "ARRIVALS", "INSTANCE_ACTIONS", "LINK_ACTIONS", "MIN_WALL_PERIOD_S",
-    "NODE_ACTIONS", "SHIPPED_POLICIES", "ArrivalSegment", "Event", "Measure", "PlannedFlow",
+    "ACTIONS", "ARRIVALS", "DAEMONS", "DAEMON_ACTIONS", "DOWN_ACTIONS", "DRAIN_ACTIONS",
+    "INSTANCE_ACTIONS", "LINK_ACTIONS", "MIN_WALL_PERIOD_S", "NODE_ACTIONS",
+    "SHIPPED_POLICIES", "UP_ACTIONS", "ArrivalSegment", "Event", "Measure", "PlannedFlow",
     "Scenario", "TimelineState", "TrafficClass", "Window", "apply_policy_param",
     "arrival_segments", "flow_schedule", "load_scenario", "parse_scenario", "policy_params",
     "run_dir", "run_set_dir",

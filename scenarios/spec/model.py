@@ -21,7 +21,17 @@ ARRIVALS = PROCESSES  # constant | poisson (scenarios.arrivals)
 INSTANCE_ACTIONS = ("start_instance", "stop_instance", "fail_instance", "restore_instance")
 LINK_ACTIONS = ("fail_link", "restore_link")
 NODE_ACTIONS = ("fail_node", "restore_node")
-ACTIONS = (*INSTANCE_ACTIONS, *LINK_ACTIONS, *NODE_ACTIONS, "set_policy_param", "set_load")
+DRAIN_ACTIONS = ("drain_instance", "undrain_instance")
+DAEMON_ACTIONS = ("fail_daemon", "restore_daemon")
+DAEMONS = ("dmano", "ospfd", "bfdd", "connector")  # connector: the node's P4Runtime server
+ACTIONS = (*INSTANCE_ACTIONS, *DRAIN_ACTIONS, *LINK_ACTIONS, *NODE_ACTIONS, *DAEMON_ACTIONS,
+           "set_policy_param", "set_load")
+# what an event takes away (the report measures loss, recovery and avoidance after it)
+# and what it gives back (the report measures when the instance carries traffic again)
+DOWN_ACTIONS = ("stop_instance", "fail_instance", "drain_instance", "fail_link", "fail_node",
+                "fail_daemon")
+UP_ACTIONS = ("start_instance", "restore_instance", "undrain_instance", "restore_link",
+              "restore_node", "restore_daemon")
 NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,31}"
 NAME_HINT = "a name of 1-32 letters, digits, '_' or '-' starting with a letter"
 MAX_PAYLOAD = 1472  # 1500-byte inner IPv4 packet minus IPv4 and UDP headers
@@ -71,6 +81,8 @@ class Event:
     instance: str | None = None
     link: tuple[str, str] | None = None  # as written (a, b)
     node: str | None = None
+    daemon: str | None = None  # fail_daemon / restore_daemon (with node)
+    force: bool = False  # drain_instance: even the last instance of its service
     name: str | None = None  # set_policy_param: dotted policy field
     value: float | str | None = None  # set_policy_param
     traffic: str | None = None  # set_load
@@ -85,6 +97,8 @@ class Event:
         """What the event acts on, as written to ``events.csv`` (``detail``)."""
         if self.instance is not None:
             return self.instance
+        if self.daemon is not None:
+            return f"{self.node}/{self.daemon}"
         if self.link is not None:
             return f"{self.link[0]}-{self.link[1]}"
         if self.node is not None:
@@ -99,7 +113,8 @@ class Event:
         return " ".join(parts)
 
     def describe(self) -> str:
-        return self.label or f"{self.action} {self.target}"
+        force = " (force)" if self.force else ""
+        return self.label or f"{self.action} {self.target}{force}"
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,8 @@ class TimelineState:
     failed_nodes: frozenset[str]
     policy: Policy
     rates: tuple[tuple[str, float, float], ...]  # (class, flows_per_s, packets_per_s)
+    drained: frozenset[str] = frozenset()  # instances draining (also while stopped)
+    failed_daemons: frozenset[tuple[str, str]] = frozenset()  # (node, daemon)
 
     def live_instances(self, topo: Topology) -> frozenset[str]:
         """Instances actually processing: running and on a node that is up."""

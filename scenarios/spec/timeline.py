@@ -17,6 +17,9 @@ from dmano.yamlconf import ConfigError, Fields
 from scenarios.spec.model import (
     _EPS,
     ACTIONS,
+    DAEMON_ACTIONS,
+    DAEMONS,
+    DRAIN_ACTIONS,
     INSTANCE_ACTIONS,
     LINK_ACTIONS,
     MIN_WALL_PERIOD_S,
@@ -116,6 +119,10 @@ def _apply(f: Fields, i: int, at: float, action: str, label: str, st: TimelineSt
         history["instance:" + name] = done
         return (Event(at, action, instance=name, label=label, index=i),
                 replace(st, running=frozenset(running), failed_instances=frozenset(failed)))
+    if action in DRAIN_ACTIONS:
+        return _drain(f, i, at, action, label, st, topo, history)
+    if action in DAEMON_ACTIONS:
+        return _daemon(f, i, at, action, label, st, topo, history)
     if action in LINK_ACTIONS:
         link = _link(f, topo)
         pair = (min(link), max(link))
@@ -125,6 +132,11 @@ def _apply(f: Fields, i: int, at: float, action: str, label: str, st: TimelineSt
                 replace(st, failed_links=links))
     if action in NODE_ACTIONS:
         node = f.ref("node", {n.name for n in topo.nodes}, "node")
+        down = sorted(d for n, d in st.failed_daemons if n == node)
+        if action == "fail_node" and down:
+            raise f.error("node", f"node {node} has its {', '.join(down)} failed {when} "
+                                  f"({history.get(f'daemon:{node}/{down[0]}', '')}); "
+                                  "restore_daemon first")
         nodes = _toggle(f, "node", node, node, st.failed_nodes, action == "fail_node", when,
                         history, done)
         return (Event(at, action, node=node, label=label, index=i),
@@ -157,6 +169,78 @@ def _apply(f: Fields, i: int, at: float, action: str, label: str, st: TimelineSt
     return (Event(at, action, traffic=cname, flows_per_s=flows, packets_per_s=packets,
                   label=label, index=i),
             replace(st, rates=tuple(rates)))
+
+
+def _drain(f: Fields, i: int, at: float, action: str, label: str, st: TimelineState,
+           topo: Topology, history: dict[str, str]) -> tuple[Event, TimelineState]:
+    """``drain_instance`` / ``undrain_instance``: the instance must be running (on a node
+    that is up); draining the last instance of its service that takes new flows needs
+    ``force: true``."""
+    when = f"at {at:g} s"
+    name = f.ref("instance", {x.name for x in topo.instances}, "instance")
+    inst = next(x for x in topo.instances if x.name == name)
+    force = f.bool("force", default=False) if action == "drain_instance" else False
+    if inst.node in st.failed_nodes:
+        raise f.error("instance", f"instance {name!r} is on node {inst.node}, which is "
+                                  f"failed {when} ({history.get('node:' + inst.node, '')})")
+    why = history.get("instance:" + name, "as the topology starts it"
+                      if name in st.running else "start: false in the topology")
+    if name not in st.running:
+        status = "killed" if name in st.failed_instances else "not running"
+        raise f.error("instance", f"instance {name!r} is {status} {when} ({why}); only a "
+                                  f"running instance can be {action.split('_')[0]}ed")
+    drained = set(st.drained)
+    if action == "drain_instance":
+        if name in drained:
+            raise f.error("instance", f"instance {name!r} is already draining {when} "
+                                      f"({history.get('drain:' + name, '')})")
+        live = st.live_instances(topo)
+        others = sorted(x.name for x in topo.instances if x.service == inst.service
+                        and x.name != name and x.name in live and x.name not in drained)
+        if not others and not force:
+            raise f.error("instance", f"instance {name!r} is the last running instance of "
+                                      f"service {inst.service} that takes new flows {when};"
+                                      " draining it leaves new flows of the service nowhere "
+                                      "to go: write force: true if that is the point")
+        drained.add(name)
+    else:
+        if name not in drained:
+            raise f.error("instance", f"instance {name!r} is not draining {when}; "
+                                      "undrain_instance needs an earlier drain_instance")
+        drained.discard(name)
+    history["drain:" + name] = f"events[{i}]: {action} at {at:g} s"
+    return (Event(at, action, instance=name, force=force, label=label, index=i),
+            replace(st, drained=frozenset(drained)))
+
+
+def _daemon(f: Fields, i: int, at: float, action: str, label: str, st: TimelineState,
+            topo: Topology, history: dict[str, str]) -> tuple[Event, TimelineState]:
+    """``fail_daemon`` / ``restore_daemon``: ``node`` and ``daemon`` (one of
+    :data:`~scenarios.spec.model.DAEMONS`; ``bfdd`` only with BFD on)."""
+    when = f"at {at:g} s"
+    node = f.ref("node", {n.name for n in topo.nodes}, "node")
+    daemon = f.choice("daemon", DAEMONS)
+    if daemon == "bfdd" and topo.ospf.bfd is None:
+        raise f.error("daemon", f"topology {topo.name} runs no bfdd (ospf: bfd: off); "
+                                f"expected one of {', '.join(d for d in DAEMONS if d != 'bfdd')}")
+    if node in st.failed_nodes:
+        raise f.error("node", f"node {node} is failed {when} "
+                              f"({history.get('node:' + node, '')}); its daemons are all down")
+    key = (node, daemon)
+    hkey = f"daemon:{node}/{daemon}"
+    if action == "fail_daemon":
+        if key in st.failed_daemons:
+            raise f.error("daemon", f"{daemon} on node {node} is already failed {when} "
+                                    f"({history[hkey]})")
+        down = st.failed_daemons | {key}
+    else:
+        if key not in st.failed_daemons:
+            raise f.error("daemon", f"{daemon} on node {node} is not failed {when}; "
+                                    "restore_daemon needs an earlier fail_daemon")
+        down = st.failed_daemons - {key}
+    history[hkey] = f"events[{i}]: {action} at {at:g} s"
+    return (Event(at, action, node=node, daemon=daemon, label=label, index=i),
+            replace(st, failed_daemons=down))
 
 
 def _toggle(f: Fields, kind: str, obj: T, shown: str, down: frozenset[T], fail: bool,

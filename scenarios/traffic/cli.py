@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeseries", type=Path, metavar="FILE",
                    help="CSV, one row per --interval")
     s.add_argument("--interval", type=float, default=1.0, metavar="S")
+    s.add_argument("--losses", type=Path, metavar="FILE",
+                   help="CSV, one row per sequence gap: estimated send times of the "
+                        "packets lost (seconds after --epoch-ns)")
     s.add_argument("--duration", metavar="T", help="stop by itself after T s")
     s.add_argument("--rcvbuf", metavar="BYTES", default=str(DEFAULT_RCVBUF),
                    help=f"SO_RCVBUF of each socket (default {DEFAULT_RCVBUF})")
@@ -275,7 +278,7 @@ def run_sink(args: argparse.Namespace) -> int:
     try:
         sink = Sink(ports, bind=args.bind, timeseries=args.timeseries, interval=args.interval,
                     rcvbuf=rcvbuf, epoch_ns=args.epoch_ns, max_flows=args.max_flows,
-                    duration=duration)
+                    duration=duration, losses=args.losses)
     except OSError as exc:
         log.error("cannot listen on %s ports %s: %s", args.bind, ports, exc)
         return 1

@@ -12,6 +12,14 @@ missing); one that fills a missing number is *reordered* (and no longer lost); o
 already received is a *duplicate*. At most ``MISSING_MAX`` missing numbers are remembered
 per flow; a packet older than those is counted as *stale* (it may be late or duplicate).
 
+Loss events (``losses``, a CSV path or text file): one row per gap, ``t_s`` and
+``until_s`` = the estimated send times of the first and last packet missing (seconds
+after the epoch, interpolated between the send timestamps of the packets received on
+either side of the gap, which a constant-rate flow makes exact to the sender's jitter;
+both the send time of the packet that revealed it if it is the flow's first), the flow
+(``flow_id``, ``src_port``), ``first_seq`` and ``lost``; a late packet that fills a gap
+is a row with ``lost`` -1 at its own send time. Rows are flushed at each interval.
+
 Datagrams shorter than the probe header or with another magic are counted as malformed
 (never fatal); so are datagrams of new flows beyond ``max_flows``.
 """
@@ -42,6 +50,7 @@ TIMESERIES_FIELDS = (
     "received_total", "lost_total", "duplicates_total", "reordered_total", "malformed_total",
     "socket_drops", "lat_p50_us", "lat_p99_us", "lat_max_us",
 )
+LOSS_FIELDS = ("t_s", "flow_id", "src_port", "first_seq", "lost", "until_s")
 
 
 class FlowStats:
@@ -49,7 +58,8 @@ class FlowStats:
 
     __slots__ = ("bytes", "dst_port", "duplicates", "first_ns", "flow_id", "gaps", "last_ns",
                  "latency", "lost", "max_seq", "missing", "negative_latency", "packets",
-                 "reordered", "src_ip", "src_port", "stale", "tracked_from", "unique")
+                 "reordered", "src_ip", "src_port", "stale", "top_sent_ns", "tracked_from",
+                 "unique")
 
     def __init__(self, src_ip: str, src_port: int, flow_id: int, dst_port: int) -> None:
         self.src_ip, self.src_port, self.flow_id, self.dst_port = (src_ip, src_port, flow_id,
@@ -57,6 +67,7 @@ class FlowStats:
         self.packets = self.bytes = self.unique = 0
         self.first_ns = self.last_ns = 0
         self.max_seq = -1
+        self.top_sent_ns = 0  # send time of the packet max_seq
         self.lost = self.duplicates = self.reordered = self.gaps = self.stale = 0
         self.negative_latency = 0
         self.missing: dict[int, None] = {}  # insertion order = increasing seq
@@ -79,6 +90,7 @@ class FlowStats:
         if seq > top:
             self.unique += 1
             self.max_seq = seq
+            self.top_sent_ns = sent_ns
             gap = seq - top - 1
             if not gap:
                 return 0
@@ -122,7 +134,8 @@ class FlowStats:
             "last_s": round((self.last_ns - epoch_ns) / 1e9, 6),
             "first_ns": self.first_ns, "last_ns": self.last_ns,
             "rate_pps": round((self.unique - 1) / span, 3) if span > 0 else None,
-            "max_seq": self.max_seq, "expected": self.expected, "lost": self.lost,
+            "max_seq": self.max_seq, "max_seq_sent_ns": self.top_sent_ns or None,
+            "expected": self.expected, "lost": self.lost,
             "loss_ratio": round(self.lost / self.expected, 6) if self.expected else 0.0,
             "duplicates": self.duplicates, "reordered": self.reordered, "gaps": self.gaps,
             "stale": self.stale, "negative_latency": self.negative_latency,
@@ -156,7 +169,8 @@ class Sink:
     def __init__(self, ports: Iterable[int], *, bind: str = "0.0.0.0",
                  timeseries: str | Path | IO[str] | None = None, interval: float = 1.0,
                  rcvbuf: int | None = DEFAULT_RCVBUF, epoch_ns: int | None = None,
-                 max_flows: int = 100_000, duration: float | None = None) -> None:
+                 max_flows: int = 100_000, duration: float | None = None,
+                 losses: str | Path | IO[str] | None = None) -> None:
         self.bind = bind
         self.interval = interval
         self.max_flows = max_flows
@@ -194,6 +208,10 @@ class Sink:
         self._ts_file: IO[str] | None = None
         self._ts_writer: Any = None
         self._own_ts = False
+        self._loss_arg = losses
+        self._loss_file: IO[str] | None = None
+        self._loss_writer: Any = None
+        self._own_loss = False
         self._drops_last: int | None = None
         self._interval_lat = LogHistogram()
         self._last_tick_ns = self.epoch_ns
@@ -237,10 +255,35 @@ class Sink:
                 self._malformed("too_many_flows", n, addr)
                 return
             fs = self.flows[key] = FlowStats(addr[0], addr[1], flow_id, dst_port)
-        self.lost_total += fs.add(seq, sent_ns, now_ns, n)
+        top, top_ns = fs.max_seq, fs.top_sent_ns
+        delta = fs.add(seq, sent_ns, now_ns, n)
+        if delta:
+            self.lost_total += delta
+            if self._loss_writer is not None:
+                self._loss_row(fs, top, top_ns, seq, sent_ns, delta)
         lat = now_ns - sent_ns
         self._interval_lat.add(lat if lat > 0 else 0)
         self._active_since_tick.add(key)
+
+    def _loss_row(self, fs: FlowStats, top: int, top_ns: int, seq: int, sent_ns: int,
+                  delta: int) -> None:
+        """A gap (``delta`` > 0 packets between ``top`` and ``seq``) or a filled one (-1)."""
+        if delta > 0:
+            first = seq - delta
+            if top >= 0:
+                step = (sent_ns - top_ns) / (seq - top)
+                t0, t1 = top_ns + step, sent_ns - step
+            else:  # the flow's first packets: no earlier timestamp
+                t0 = t1 = sent_ns
+        else:
+            first, t0, t1 = seq, sent_ns, sent_ns
+        epoch = self.epoch_ns
+        try:
+            self._loss_writer.writerow([round((t0 - epoch) / 1e9, 6), fs.flow_id, fs.src_port,
+                                        first, delta, round((t1 - epoch) / 1e9, 6)])
+        except OSError as exc:
+            log.error("cannot write the loss events: %s (no more rows)", exc)
+            self._loss_writer = None
 
     def _malformed(self, reason: str, n: int, addr: tuple[Any, ...]) -> None:
         self.malformed[reason] += 1
@@ -304,6 +347,13 @@ class Sink:
             if self._ts_file is not None and self._own_ts:
                 self._ts_file.close()
             self._ts_file = None
+            if self._loss_file is not None:
+                with contextlib.suppress(OSError):
+                    if self._own_loss:
+                        self._loss_file.close()
+                    else:
+                        self._loss_file.flush()
+            self._loss_file = self._loss_writer = None
             self.close()
         return self.summary()
 
@@ -311,6 +361,8 @@ class Sink:
     def _open_timeseries(self) -> None:
         self._ts_file, self._ts_writer, self._own_ts = open_timeseries(self._ts_arg,
                                                                        TIMESERIES_FIELDS)
+        self._loss_file, self._loss_writer, self._own_loss = open_timeseries(
+            self._loss_arg, LOSS_FIELDS, line_buffered=False)
 
     def socket_drops(self) -> int | None:
         d = _udp_socket_drops(self._inodes) if all(s.fileno() >= 0 for s in self.socks) \
@@ -351,6 +403,12 @@ class Sink:
             except OSError as exc:
                 log.error("cannot write the time series: %s (no more rows)", exc)
                 self._ts_writer = None
+        if self._loss_file is not None:
+            try:
+                self._loss_file.flush()
+            except OSError as exc:
+                log.error("cannot write the loss events: %s (no more rows)", exc)
+                self._loss_file = self._loss_writer = None
         self._last_tick_ns = now_ns
         self._last_received, self._last_bytes = self.received, self.bytes
         self._interval_lat = LogHistogram()

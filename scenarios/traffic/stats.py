@@ -96,8 +96,10 @@ class LogHistogram:
                 "p99": us(self.percentile(99)), "max": us(self.max)}
 
 
-def open_timeseries(target: Any, fields: Sequence[str]) -> tuple[IO[str] | None, Any, bool]:
-    """Open a time-series CSV: ``target`` is a path, an open text file or None.
+def open_timeseries(target: Any, fields: Sequence[str], line_buffered: bool = True
+                    ) -> tuple[IO[str] | None, Any, bool]:
+    """Open a time-series CSV: ``target`` is a path, an open text file or None
+    (``line_buffered``: a file we open is flushed at each row).
 
     Returns (file, csv writer with the header written, whether we opened the file and
     so must close it); (None, None, False) for no target."""
@@ -108,7 +110,8 @@ def open_timeseries(target: Any, fields: Sequence[str]) -> tuple[IO[str] | None,
     else:
         path = Path(target)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh, own = open(path, "w", newline="", buffering=1), True  # noqa: SIM115
+        fh = open(path, "w", newline="", buffering=1 if line_buffered else -1)  # noqa: SIM115
+        own = True
     writer = csv.writer(fh)
     writer.writerow(fields)
     return fh, writer, own

@@ -110,6 +110,34 @@ def test_shipped_wall_times() -> None:
     assert short.wall_policy().period_s >= MIN_WALL_PERIOD_S
 
 
+@pytest.mark.parametrize("name", ["faults", "maintenance"])
+def test_shipped_fault_scenarios(name: str) -> None:
+    full = load_scenario(ROOT / "scenarios" / f"{name}.yaml")
+    short = load_scenario(ROOT / "scenarios" / f"{name}_short.yaml")
+    topo = full.topology
+    assert len(topo.nodes) >= 8 and topo.ospf.bfd is not None
+    assert all(sum(1 for i in topo.instances if i.service == svc.name) >= 2
+               for svc in topo.services) and len(topo.services) >= 2
+    # the same experiment, scaled: same events and traffic in scenario time
+    assert [e.describe() for e in short.events] == [e.describe() for e in full.events]
+    assert short.traffic[0].concurrent_flows == full.traffic[0].concurrent_flows
+    assert full.wall_duration_s <= 180  # with bring-up and teardown < 5 min
+    assert short.wall_duration_s <= 40  # < 60 s with bring-up and teardown
+    assert short.wall_policy().period_s >= MIN_WALL_PERIOD_S
+    for s in (full, short):  # traffic throughout: arrivals until the end
+        assert s.traffic[0].end_s == s.duration_s
+    if name == "maintenance":  # the stop comes after the drained instance's flows ended
+        drain, stop = (next(e for e in full.events if e.action == a)
+                       for a in ("drain_instance", "stop_instance"))
+        assert stop.at_s - drain.at_s > full.traffic[0].flow_duration_s + 1
+        assert [e.action for e in full.events] == [
+            "drain_instance", "stop_instance", "start_instance", "undrain_instance"]
+    else:
+        assert [e.action for e in full.events] == [
+            "fail_instance", "restore_instance", "fail_link", "restore_link", "fail_node",
+            "restore_node"]
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -409,3 +437,116 @@ def test_output_folders(tmp_path: Path) -> None:
     assert d == tmp_path / "results" / "t" / "20250101-120000"
     assert run_dir(d, 3) == d / "run-03"
     assert s.rep_seed(1) == 1 and s.rep_seed(20) == 20
+
+
+# -- drain / undrain and daemon events ------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        (["{at_s: 10, action: drain_instance, instance: svc_d}"],
+         "t.yaml:15: events[0].instance: instance 'svc_d' is not running at 10 s (start: "
+         "false in the topology); only a running instance can be drained"),
+        (["{at_s: 10, action: stop_instance, instance: svc_b}",
+          "{at_s: 20, action: drain_instance, instance: svc_b}"],
+         "t.yaml:16: events[1].instance: instance 'svc_b' is not running at 20 s (events[0]: "
+         "stop_instance at 10 s); only a running instance can be drained"),
+        (["{at_s: 10, action: drain_instance, instance: svc_b}",
+          "{at_s: 20, action: drain_instance, instance: svc_c}"],
+         "events[1].instance: instance 'svc_c' is the last running instance of service SVC "
+         "that takes new flows at 20 s; draining it leaves new flows of the service nowhere "
+         "to go: write force: true if that is the point"),
+        (["{at_s: 10, action: fail_instance, instance: svc_b}",
+          "{at_s: 20, action: drain_instance, instance: svc_c}"],
+         "events[1].instance: instance 'svc_c' is the last running instance of service SVC"),
+        (["{at_s: 10, action: drain_instance, instance: svc_b}",
+          "{at_s: 20, action: drain_instance, instance: svc_b}"],
+         "events[1].instance: instance 'svc_b' is already draining at 20 s (events[0]: "
+         "drain_instance at 10 s)"),
+        (["{at_s: 10, action: undrain_instance, instance: svc_b}"],
+         "events[0].instance: instance 'svc_b' is not draining at 10 s; undrain_instance "
+         "needs an earlier drain_instance"),
+        (["{at_s: 10, action: drain_instance, instance: svc_b}",
+          "{at_s: 20, action: stop_instance, instance: svc_b}",
+          "{at_s: 30, action: undrain_instance, instance: svc_b}"],
+         "events[2].instance: instance 'svc_b' is not running at 30 s (events[1]: "
+         "stop_instance at 20 s); only a running instance can be undrained"),
+        (["{at_s: 10, action: drain_instance, instance: svc_q}"],
+         "events[0].instance: unknown instance 'svc_q' (known: svc_b, svc_c, svc_d)"),
+        (["{at_s: 10, action: drain_instance, instance: svc_b, force: maybe}"],
+         "events[0].force: expected true or false"),
+        (["{at_s: 10, action: drain_instance, instance: svc_b}",
+          "{at_s: 20, action: undrain_instance, instance: svc_b, force: true}"],
+         "events[1].force: unknown key (allowed here: action, at_s, instance, label)"),
+        (["{at_s: 10, action: fail_node, node: B}",
+          "{at_s: 20, action: drain_instance, instance: svc_b}"],
+         "events[1].instance: instance 'svc_b' is on node B, which is failed at 20 s "
+         "(events[0]: fail_node at 10 s)"),
+        (["{at_s: 10, action: fail_daemon, node: B, daemon: zebra}"],
+         "t.yaml:15: events[0].daemon: expected one of dmano, ospfd, bfdd, connector, got "
+         "'zebra'"),
+        (["{at_s: 10, action: fail_daemon, node: Q, daemon: ospfd}"],
+         "events[0].node: unknown node 'Q' (known: A, B, C, D)"),
+        (["{at_s: 10, action: fail_daemon, node: B}"],
+         "events[0].daemon: missing required field"),
+        (["{at_s: 10, action: restore_daemon, node: B, daemon: dmano}"],
+         "t.yaml:15: events[0].daemon: dmano on node B is not failed at 10 s; "
+         "restore_daemon needs an earlier fail_daemon"),
+        (["{at_s: 10, action: fail_daemon, node: B, daemon: ospfd}",
+          "{at_s: 20, action: restore_daemon, node: C, daemon: ospfd}"],
+         "events[1].daemon: ospfd on node C is not failed at 20 s"),
+        (["{at_s: 10, action: fail_daemon, node: B, daemon: connector}",
+          "{at_s: 20, action: fail_daemon, node: B, daemon: connector}"],
+         "events[1].daemon: connector on node B is already failed at 20 s (events[0]: "
+         "fail_daemon at 10 s)"),
+        (["{at_s: 10, action: fail_node, node: B}",
+          "{at_s: 20, action: fail_daemon, node: B, daemon: dmano}"],
+         "events[1].node: node B is failed at 20 s (events[0]: fail_node at 10 s); its "
+         "daemons are all down"),
+        (["{at_s: 10, action: fail_daemon, node: B, daemon: bfdd}",
+          "{at_s: 20, action: fail_node, node: B}"],
+         "events[1].node: node B has its bfdd failed at 20 s (events[0]: fail_daemon at "
+         "10 s); restore_daemon first"),
+    ],
+)
+def test_drain_and_daemon_errors(events: list[str], expected: str) -> None:
+    assert expected in error_of(with_events(*events))
+
+
+def test_drain_and_daemon_timeline() -> None:
+    s = parse(with_events(
+        "{at_s: 100, action: drain_instance, instance: svc_b}",
+        "{at_s: 110, action: stop_instance, instance: svc_b}",
+        "{at_s: 120, action: start_instance, instance: svc_b}",
+        "{at_s: 130, action: undrain_instance, instance: svc_b}",
+        "{at_s: 140, action: fail_daemon, node: C, daemon: ospfd}",
+        "{at_s: 150, action: fail_daemon, node: C, daemon: bfdd}",
+        "{at_s: 160, action: restore_daemon, node: C, daemon: ospfd}",
+        "{at_s: 170, action: drain_instance, instance: svc_c}",
+        "{at_s: 180, action: drain_instance, instance: svc_b, force: true}",
+    ))
+    assert s.state_at(105).drained == {"svc_b"}
+    assert s.state_at(115).drained == {"svc_b"}  # draining while stopped
+    assert s.state_at(125).live_instances(s.topology) == {"svc_b", "svc_c"}
+    assert s.state_at(135).drained == frozenset()
+    assert s.state_at(155).failed_daemons == {("C", "ospfd"), ("C", "bfdd")}
+    assert s.state_at(165).failed_daemons == {("C", "bfdd")}
+    assert s.state_at(185).drained == {"svc_b", "svc_c"}
+    assert [e.target for e in s.events[4:7]] == ["C/ospfd", "C/bfdd", "C/ospfd"]
+    assert s.events[8].force and not s.events[7].force
+    assert s.events[8].describe() == "drain_instance svc_b (force)"
+
+
+def test_bfdd_needs_bfd_on(tmp_path: Path) -> None:
+    topo = (ROOT / "topologies" / "paper_eval.yaml").read_text()
+    off = tmp_path / "nobfd.yaml"
+    off.write_text(topo.replace("nodes:\n", "ospf: {bfd: off}\nnodes:\n", 1))
+    text = with_events("{at_s: 10, action: fail_daemon, node: B, daemon: bfdd}")
+    assert "daemon: bfdd" in text
+    assert parse(text).events[0].daemon == "bfdd"
+    msg = error_of(text.replace("../topologies/paper_eval.yaml", str(off)))
+    assert ("t.yaml:15: events[0].daemon: topology paper_eval runs no bfdd (ospf: bfd: "
+            "off); expected one of dmano, ospfd, connector") in msg
+    ok = text.replace("../topologies/paper_eval.yaml", str(off))
+    ok = ok.replace("daemon: bfdd", "daemon: dmano")
+    assert parse(ok).events[0].target == "B/dmano"
