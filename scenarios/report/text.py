@@ -135,21 +135,26 @@ def build_report(scenario: Scenario, summaries: Sequence[RunSummary]
     for s in summaries:
         for pos, e in enumerate(s.event_losses):
             by_event.setdefault((pos, e.kind, e.detail), []).append(e)
+    # the coarse view (traffic.csv samples: packets in flight at a window's edge count as
+    # lost there) is printed only for runs without the per-packet losses.csv
+    with_events = [s.events for s in summaries if s.events or s.lost_before_events is not None]
+    coarse = []
     if scenario.events:
-        lines.append(f"  around events ({scenario.measure.loss_window_s:g} s before / after,"
-                     " scenario time):")
+        coarse.append(f"  around events ({scenario.measure.loss_window_s:g} s before / after,"
+                      " scenario time, from traffic.csv samples):")
         if not by_event:
-            lines.append("    n/a (no traffic.csv)")
+            coarse.append("    n/a (no traffic.csv)")
     for (_, kind, detail), evs in sorted(by_event.items()):
         t = statistics.fmean(e.t_s for e in evs)
         bs, bl = sum(e.before_sent for e in evs), sum(e.before_lost for e in evs)
         as_, al = sum(e.after_sent for e in evs), sum(e.after_lost for e in evs)
-        lines.append(f"    t={t:g} s {kind} {detail}: before {bs} sent, {bl} lost "
-                     f"({_pct(bl, bs)}); after {as_} sent, {al} lost ({_pct(al, as_)})")
+        coarse.append(f"    t={t:g} s {kind} {detail}: before {bs} sent, {bl} lost "
+                      f"({_pct(bl, bs)}); after {as_} sent, {al} lost ({_pct(al, as_)})")
         events_json.append({"t_s": t, "kind": kind, "detail": detail,
                             "before_sent": bs, "before_lost": bl, "after_sent": as_,
                             "after_lost": al, "runs": len(evs)})
-    with_events = [s.events for s in summaries if s.events or s.lost_before_events is not None]
+    if not with_events:
+        lines += coarse
     hosts = {h.name: h.node for h in scenario.topology.hosts}
     ingress = sorted({hosts[c.source] for c in scenario.traffic if c.chain is not None})
     ev_lines, ev_json = events_report(scenario, with_events, ingress)
