@@ -31,6 +31,7 @@ from typing import Any
 from connector_p4.bmv2_build import Artifacts
 from dmano.macaddr import mac_to_int
 from dmano.p4info import P4InfoIndex, encode_value
+from dmano.pipeline_names import A_L2_MULTICAST, A_L2_OUT, A_SET_CONFIG, T_CONFIG, T_L2
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,10 @@ def l2_entries(conn: Bmv2Connector) -> list[tuple[int, str, str, int, int]]:
               **{mac: port for port, mac in conn.host_macs.items()}}
     out = []
     for ingress in [PORT_HOSTBRIDGE, *sorted(conn.host_macs)]:
-        out.append((ingress, BROADCAST, "Ingress.l2_multicast", FLOOD_GROUP, PRIO_FLOOD))
+        out.append((ingress, BROADCAST, A_L2_MULTICAST, FLOOD_GROUP, PRIO_FLOOD))
         for mac, port in owners.items():
             if port != ingress:
-                out.append((ingress, mac, "Ingress.l2_out", port, PRIO_UNICAST))
+                out.append((ingress, mac, A_L2_OUT, port, PRIO_UNICAST))
     return out
 
 
@@ -123,9 +124,9 @@ def _config_update(ids: P4InfoIndex, conn: Bmv2Connector) -> Any:
 
     up = p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY)
     te = up.entity.table_entry
-    te.table_id = ids.id("table", "Ingress.sff_config")
+    te.table_id = ids.id("table", T_CONFIG)
     te.is_default_action = True
-    _action(ids, te.action.action, "Ingress.set_config", int(conn.local_ip),
+    _action(ids, te.action.action, A_SET_CONFIG, int(conn.local_ip),
             mac_to_int(conn.router_mac), mac_to_int(conn.local_mac))
     return up
 
@@ -134,7 +135,7 @@ def _l2_update(ids: P4InfoIndex, entry: tuple[int, str, str, int, int]) -> Any:
     from p4.v1 import p4runtime_pb2
 
     ingress, mac, action, param, prio = entry
-    table = ids.table("Ingress.l2_forward")
+    table = ids.table(T_L2)
     up = p4runtime_pb2.Update(type=p4runtime_pb2.Update.INSERT)
     te = up.entity.table_entry
     te.table_id = table.id

@@ -38,17 +38,12 @@ from dmano.connector_state import (
 )
 from dmano.macaddr import format_mac, mac_to_int
 from dmano.p4info import P4InfoIndex, decode_int, encode_value
+from dmano.pipeline_names import CLASSIFIER_FIELDS, T_CLASSIFIER, T_CONFIG, T_SELECT, T_SFF
+from dmano.pipeline_names import P_SELECTOR as PROFILE
 
 log = logging.getLogger(__name__)
 
 MAX_MEMBER_ID = 1023
-T_CLASSIFIER = "Ingress.classifier"
-T_SFF = "Ingress.sff_next"
-T_SELECT = "Ingress.instance_select"
-T_CONFIG = "Ingress.sff_config"
-PROFILE = "Ingress.instance_selector"
-CLASSIFIER_FIELDS = ("hdr.ipv4.srcAddr", "hdr.ipv4.dstAddr", "hdr.ipv4.protocol",
-                     "meta.l4_src", "meta.l4_dst")
 
 
 class ConnectorUnavailableError(ConnectionError):

@@ -20,28 +20,29 @@ API_VERSION = "1.4.1"
 DEFAULT_DEVICE_ID = 1
 
 # Names the server binds its behaviour to (ids come from the P4Info).
-T_CLASSIFIER = "Ingress.classifier"
-T_SFF = "Ingress.sff_next"
-T_SELECT = "Ingress.instance_select"
-T_CONFIG = "Ingress.sff_config"
-T_L2 = "Ingress.l2_forward"
-A_SET_CHAIN = "Ingress.set_chain"
-A_TO_SERVICE = "Ingress.to_service"
-A_END_OF_CHAIN = "Ingress.end_of_chain"
-A_DROP = "Ingress.drop_packet"
-A_LOCAL = "Ingress.to_local_vnf"
-A_REMOTE = "Ingress.to_remote"
-A_SET_CONFIG = "Ingress.set_config"
-A_NOACTION = "NoAction"
-P_SELECTOR = "Ingress.instance_selector"
-C_MEMBERS = "Ingress.member_pkts"
-C_DROPS = "Ingress.drops"
-C_CLASSIFIED = "Ingress.classified"
-C_EOC = "Ingress.end_of_chain"
-CLASSIFIER_FIELDS = ("hdr.ipv4.srcAddr", "hdr.ipv4.dstAddr", "hdr.ipv4.protocol",
-                     "meta.l4_src", "meta.l4_dst")
-SFF_FIELDS = ("meta.spi", "meta.si")
-SELECT_FIELDS = ("meta.service_id", "meta.from_remote")
+from dmano.pipeline_names import (  # noqa: E402  (re-exported)
+    A_DROP,
+    A_END_OF_CHAIN,
+    A_LOCAL,
+    A_NOACTION,
+    A_REMOTE,
+    A_SET_CHAIN,
+    A_SET_CONFIG,
+    A_TO_SERVICE,
+    C_CLASSIFIED,
+    C_DROPS,
+    C_EOC,
+    C_MEMBERS,
+    CLASSIFIER_FIELDS,
+    P_SELECTOR,
+    SELECT_FIELDS,
+    SFF_FIELDS,
+    T_CLASSIFIER,
+    T_CONFIG,
+    T_L2,
+    T_SELECT,
+    T_SFF,
+)
 
 _PRIORITY_MATCH_TYPES = (p4info_pb2.MatchField.TERNARY, p4info_pb2.MatchField.RANGE,
                          p4info_pb2.MatchField.OPTIONAL)
