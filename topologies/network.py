@@ -465,6 +465,10 @@ class Network:
                 "--stats", str(vnf_stats_path(self.run_folder, name))]
         for rule in svc.rules:
             args += ["--rule", rule]
+        if svc.threshold_pps is not None:
+            args += ["--threshold-pps", f"{svc.threshold_pps:g}"]
+        if svc.reclassify_to is not None:
+            args += ["--reclassify-to", str(svc.reclassify_to)]
         self.start_process(f"vnf-{name}", name, args, self.run_folder / "vnf" / f"{name}.log")
 
     def stop_vnf(self, name: str, sig: int = signal.SIGTERM) -> int | None:

@@ -12,6 +12,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from dmano.yamlconf import ConfigError, Fields, load_yaml
+from vnf.dpi import parse_dpi_rule
 from vnf.services import parse_rule
 
 NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_]{0,9}"
@@ -19,7 +20,8 @@ NAME_HINT = "a name of 1-10 letters, digits or '_' starting with a letter"
 INSTANCE_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,10}"
 INSTANCE_HINT = "a name of 1-11 letters, digits, '_' or '-' starting with a letter"
 PROTOCOLS = {"any": None, "icmp": 1, "tcp": 6, "udp": 17}
-VNF_KINDS = ("passthrough", "firewall", "ids")
+VNF_KINDS = ("passthrough", "firewall", "ids", "dpi")
+RULE_KINDS = {"firewall": parse_rule, "dpi": parse_dpi_rule}  # kinds with rules: syntax
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,10 @@ class ServiceSpec:
     name: str
     id: int
     anycast: IPv4Address
-    kind: str = "passthrough"  # what its VNF processes do: passthrough | firewall | ids
-    rules: tuple[str, ...] = ()  # firewall rules (vnf rule syntax), in order
+    kind: str = "passthrough"  # what its VNF processes do: passthrough|firewall|ids|dpi
+    rules: tuple[str, ...] = ()  # firewall or dpi rules (vnf rule syntax), in order
+    threshold_pps: float | None = None  # ids: flag flows above this rate (VNF default)
+    reclassify_to: int | None = None  # ids: SPI of the chain flows above it are moved to
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ def parse_topology(data: object, path: Path) -> Topology:
         chains = top.items("chains", lambda f: _chain(f, service_names), default=[])
         top.unique("chains", [c.spi for c in chains], what="chain spi")
         spis = {c.spi for c in chains}
+        _check_reclassify(top, services, chains)
         classifier = top.items(
             "classifier", lambda f: _rule(f, node_names, spis), default=[])
     topo = Topology(
@@ -244,17 +249,24 @@ def _service(f: Fields) -> ServiceSpec:
         raise f.error("anycast", f"expected a private unicast address, got {anycast}")
     kind = f.choice("kind", VNF_KINDS, default="passthrough")
     rules = f.list("rules", default=[])
+    if rules and kind not in RULE_KINDS:
+        raise f.error("rules", f"rules only apply to kind firewall or dpi, not {kind}")
+    parse = RULE_KINDS.get(kind, parse_rule)
+    example = "'count payload=/etc/passwd'" if kind == "dpi" else "'drop proto=udp dport=53'"
     for i, rule in enumerate(rules):
         if not isinstance(rule, str):
-            raise f.error("rules", f"item {i}: expected a rule string like "
-                                   f"'drop proto=udp dport=53', got {rule!r}")
+            raise f.error("rules", f"item {i}: expected a rule string like {example}, "
+                                   f"got {rule!r}")
         try:
-            parse_rule(rule)
+            parse(rule)
         except ValueError as exc:
             raise f.error("rules", f"item {i}: {exc}") from None
-    if rules and kind != "firewall":
-        raise f.error("rules", f"rules only apply to kind firewall, not {kind}")
-    return ServiceSpec(name, sid, anycast, kind, tuple(rules))
+    threshold = f.number("threshold_pps", default=None, lo=0, lo_open=True, hi=1e9)
+    reclassify_to = f.int("reclassify_to", default=None, lo=1, hi=(1 << 24) - 1)
+    for key, value in (("threshold_pps", threshold), ("reclassify_to", reclassify_to)):
+        if value is not None and kind != "ids":
+            raise f.error(key, f"only kind ids has {key}, not {kind}")
+    return ServiceSpec(name, sid, anycast, kind, tuple(rules), threshold, reclassify_to)
 
 
 def _instance(f: Fields, nodes: set[str], services: set[str]) -> InstanceSpec:
@@ -286,6 +298,65 @@ def _chain(f: Fields, services: set[str]) -> ChainSpec:
     if len(names) > 254:
         raise f.error("services", "a chain has at most 254 services (NSH SI 255..1)")
     return ChainSpec(spi, tuple(names), f.str("name", default=""))
+
+
+def _check_reclassify(top: Fields, services: list[ServiceSpec],
+                      chains: list[ChainSpec]) -> None:
+    """An ids's ``reclassify_to`` names a chain, the ids is on some other chain, and the
+    reclassifications never lead a packet back to a chain it left (a loop would only end
+    when the NSH TTL runs out)."""
+    by_spi = {c.spi: c for c in chains}
+
+    def error(i: int, message: str) -> ConfigError:
+        item = top.data["services"][i]
+        line = getattr(item, "key_lines", {}).get("reclassify_to") or top.item_line(
+            "services", i)
+        return ConfigError(top.path, line, f"{top.field('services')}[{i}].reclassify_to",
+                           message)
+
+    # chain spi -> [(target spi, index of the service that reclassifies)]
+    moves: dict[int, list[tuple[int, int]]] = {}
+    for i, svc in enumerate(services):
+        to = svc.reclassify_to
+        if to is None:
+            continue
+        if to not in by_spi:
+            known = ", ".join(str(s) for s in sorted(by_spi)) or "none defined"
+            raise error(i, f"unknown chain spi {to} (known: {known})")
+        sources = [c.spi for c in chains if svc.name in c.services and c.spi != to]
+        if not sources:
+            raise error(i, f"{svc.name} is on no chain other than {_chain_label(by_spi[to])}, "
+                           "so it would never reclassify (a packet already on the target "
+                           "chain is left alone)")
+        for spi in sources:
+            moves.setdefault(spi, []).append((to, i))
+    # depth-first search for a cycle of chain -> chain moves
+    state: dict[int, int] = {}  # spi -> 1 on the current path, 2 done
+    path: list[tuple[int, int]] = []  # (chain spi, service index moving on from it)
+
+    def visit(spi: int) -> None:
+        state[spi] = 1
+        for to, i in moves.get(spi, []):
+            path.append((spi, i))
+            if state.get(to) == 1:
+                loop = path[[p for p, _ in path].index(to):]
+                steps = "".join(f"{_chain_label(by_spi[p])} -{services[j].name}-> "
+                                for p, j in loop)
+                raise error(loop[0][1], f"reclassification loop: {steps}"
+                                        f"{_chain_label(by_spi[to])}; a packet would go "
+                                        "round until its NSH TTL expires")
+            if state.get(to) is None:
+                visit(to)
+            path.pop()
+        state[spi] = 2
+
+    for spi in sorted(moves):
+        if spi not in state:
+            visit(spi)
+
+
+def _chain_label(chain: ChainSpec) -> str:
+    return f"chain {chain.spi}" + (f" ({chain.name})" if chain.name else "")
 
 
 def _rule(f: Fields, nodes: set[str], spis: set[int]) -> ClassifierRule:

@@ -4,7 +4,9 @@ NSH in (Ethernet 0x894F on its interface), service work, SI-1, NSH back out to t
 connector; counters written as JSON for the D-MANO monitor.
 
 Modules: :mod:`vnf.fastpath` (per-frame work on bytes, drop reasons),
-:mod:`vnf.services` (passthrough, firewall, ids), :mod:`vnf.packetio` (AF_PACKET socket,
+:mod:`vnf.services` (passthrough, firewall, ids: flags and may reclassify flows to
+another chain), :mod:`vnf.dpi` (payload patterns), :mod:`vnf.rules` (the rule syntax),
+:mod:`vnf.packetio` (AF_PACKET socket,
 batched recvmmsg/sendmmsg loop), :mod:`vnf.stats` (the stats file and its format),
 :mod:`vnf.config` (options and YAML file), :mod:`vnf.cli` (the program).
 """

@@ -4,6 +4,10 @@ Started by the topology builder inside the instance's namespace::
 
     python -m vnf --name fw1 --iface eth0 --service firewall \\
         --stats /run/dsfc/<run>/vnf/fw1.json [--capacity PPS] [--rule ...] [--config f.yaml]
+    python -m vnf --name ids1 --iface eth0 --service ids --stats ... \\
+        --threshold-pps 500 --reclassify-to 20
+    python -m vnf --name dpi1 --iface eth0 --service dpi --stats ... \\
+        --rule "drop hex=deadbeef" --rule "count payload=/etc/passwd"
 
 Runs until SIGTERM, SIGINT or SIGHUP, then writes its final stats and exits 0. Exit
 status 2: bad options or configuration file; 1: the interface cannot be opened (missing,
@@ -22,9 +26,10 @@ from types import FrameType
 from dmano.macaddr import format_mac
 from dmano.yamlconf import ConfigError
 from vnf.config import VnfConfig, parse_args
+from vnf.dpi import Dpi
 from vnf.fastpath import Processor
 from vnf.packetio import PacketIO, make_io, open_packet_socket
-from vnf.services import Firewall, Ids, Passthrough, make_service
+from vnf.services import AnyService, Firewall, Ids, make_service
 from vnf.stats import StatsWriter
 
 log = logging.getLogger("vnf")
@@ -78,9 +83,11 @@ class VnfRunner:
             self._write_failed = False
 
 
-def build_service(cfg: VnfConfig) -> Passthrough | Firewall | Ids:
+def build_service(cfg: VnfConfig) -> AnyService:
     return make_service(cfg.service, rules=cfg.rules, default_action=cfg.default_action,
-                        ids_threshold_pps=cfg.ids_threshold)
+                        ids_threshold_pps=cfg.ids_threshold, reclassify_to=cfg.reclassify_to,
+                        reclassify_idle_s=cfg.reclassify_idle, dpi_rules=cfg.dpi_rules,
+                        flows_max=cfg.flows_max)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,10 +135,16 @@ def serve(cfg: VnfConfig, sock: socket.socket, mac: bytes) -> int:
              if cfg.capacity is not None else "no capacity limit")
     log.info("%s on %s (%s), %s, %s I/O, stats %s", cfg.service, cfg.iface,
              format_mac(mac), limit, type(io).__name__, cfg.stats)
-    if isinstance(processor.service, Firewall):
-        for rule in processor.service.rules:
+    service = processor.service
+    if isinstance(service, Firewall | Dpi):
+        for rule in service.rules:
             log.info("rule: %s", rule)
-        log.info("default: %s", processor.service.default_action)
+    if isinstance(service, Firewall):
+        log.info("default: %s", service.default_action)
+    if isinstance(service, Ids):
+        log.info("ids: threshold %g packets/s%s", service.threshold_pps,
+                 f", flows above it reclassified to spi {service.reclassify_to} (idle "
+                 f"{service.idle_s:g} s)" if service.reclassify_to is not None else "")
     runner.run()
     log.info("stopped: %d packets in, %d out, %d dropped", processor.packets_in,
              processor.packets_out, sum(processor.drops))

@@ -14,6 +14,15 @@ options are appended after the file's ``rules``. Example file::
     rules:
       - drop proto=udp dst=10.5.100.0/24 dport=5000-5099     # rule text, or
       - {action: drop, src: 10.1.100.66/32}                  # a mapping
+
+``rules`` are firewall rules for ``service: firewall`` and payload rules
+(:mod:`vnf.dpi`, e.g. ``count payload=/etc/passwd``) for ``service: dpi``. An ``ids``
+reclassifies flows above ``ids_threshold`` packets/s to chain ``reclassify_to`` (SPI)::
+
+    service: ids
+    ids_threshold: 500      # or --threshold-pps
+    reclassify_to: 20       # --reclassify-to
+    reclassify_idle: 5      # s a marked flow must be idle to be forgotten
 """
 
 from __future__ import annotations
@@ -24,11 +33,21 @@ from pathlib import Path
 from typing import Any
 
 from dmano.yamlconf import ConfigError, Fields, load_yaml
+from vnf.dpi import DpiRule, dpi_rule_from_fields, parse_dpi_rule
 from vnf.packetio import DEFAULT_BATCH, DEFAULT_RCVBUF, DEFAULT_SLOT
-from vnf.services import SERVICES, Rule, RuleError, parse_rule, rule_from_fields
+from vnf.services import (
+    MAX_SPI,
+    RECLASSIFY_IDLE_S,
+    SERVICES,
+    Rule,
+    RuleError,
+    parse_rule,
+    rule_from_fields,
+)
 
 IO_KINDS = ("mmsg", "simple")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+RULE_SERVICES = ("firewall", "dpi")  # the services that take rules
 
 
 @dataclass(frozen=True)
@@ -40,9 +59,12 @@ class VnfConfig:
     capacity: float | None = None
     burst: float | None = None
     work_us: float = 0.0
-    rules: tuple[Rule, ...] = ()
+    rules: tuple[Rule, ...] = ()  # firewall
+    dpi_rules: tuple[DpiRule, ...] = ()  # dpi
     default_action: str = "allow"
     ids_threshold: float = 1000.0
+    reclassify_to: int | None = None  # ids: SPI of the chain suspicious flows go to
+    reclassify_idle: float = RECLASSIFY_IDLE_S
     io: str = "mmsg"
     batch: int = DEFAULT_BATCH
     slot: int = DEFAULT_SLOT
@@ -58,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="A VNF instance: receives Ethernet/NSH (0x894F) frames on an "
                     "interface, applies its service, decrements the NSH service index "
                     "and sends them back to the connector. Writes its counters as JSON.",
-        epilog="Rule syntax: [drop|allow] [src=PREFIX] [dst=PREFIX] "
-               "[proto=tcp|udp|icmp|sctp|N] [dport=P|P-Q]; first match wins.",
+        epilog="Firewall rule syntax: [drop|allow] [src=PREFIX] [dst=PREFIX] "
+               "[proto=tcp|udp|icmp|sctp|N] [dport=P|P-Q]; first match wins. "
+               "DPI rule syntax: [drop|allow|count] [the same fields] "
+               "payload=TEXT|hex=HEX; count rules count and go on, the first drop or "
+               "allow match decides.",
     )
     p.add_argument("--config", type=Path, help="YAML file with any of the options below")
     p.add_argument("--name", help="instance name (used in logs and the stats file)")
@@ -74,11 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-us", type=float, metavar="US",
                    help="busy work per accepted packet in microseconds (default 0)")
     p.add_argument("--rule", action="append", default=[], metavar="RULE",
-                   help="firewall rule (repeatable, in order)")
+                   help="firewall or dpi rule (repeatable, in order)")
     p.add_argument("--default-action", choices=("allow", "drop"),
                    help="firewall action when no rule matches (default allow)")
-    p.add_argument("--ids-threshold", type=float, metavar="PPS",
+    p.add_argument("--ids-threshold", "--threshold-pps", dest="ids_threshold", type=float,
+                   metavar="PPS",
                    help="ids: flag flows above this many packets/s (default 1000)")
+    p.add_argument("--reclassify-to", type=int, metavar="SPI",
+                   help="ids: send the packets of flows above the threshold to the chain "
+                        "with this SPI, at SI 255 (default: only flag them)")
+    p.add_argument("--reclassify-idle", type=float, metavar="S",
+                   help=f"ids: a reclassified flow idle this long is forgotten (default "
+                        f"{RECLASSIFY_IDLE_S:g})")
     p.add_argument("--io", choices=IO_KINDS, help="mmsg (batched, default) or simple")
     p.add_argument("--batch", type=int, help=f"frames per system call (default "
                                              f"{DEFAULT_BATCH})")
@@ -100,6 +132,7 @@ _NUMBER_LIMITS: dict[str, tuple[float, float | None, bool]] = {
     "burst": (1.0, None, False),
     "work_us": (0.0, 1e6, False),
     "ids_threshold": (0.0, None, True),
+    "reclassify_idle": (0.0, 86400.0, True),
     "stats_interval": (0.01, 3600.0, False),
 }
 _INT_LIMITS: dict[str, tuple[int, int]] = {
@@ -107,10 +140,13 @@ _INT_LIMITS: dict[str, tuple[int, int]] = {
     "slot": (64, 1 << 20),
     "rcvbuf": (4096, 1 << 30),
     "flows_max": (1, 1 << 20),
+    "reclassify_to": (1, MAX_SPI),
 }
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def _read_file(path: Path, cli_service: str | None) -> dict[str, Any]:
+    """The file's options; its rules are read with the syntax of the service (the
+    command line's, else the file's; firewall when neither says)."""
     data = load_yaml(path)
     values: dict[str, Any] = {}
     with Fields(data, path, "") as f:
@@ -124,7 +160,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         for key, (ilo, ihi) in _INT_LIMITS.items():
             values[key] = f.int(key, None, lo=ilo, hi=ihi)
         rules = f.list("rules", [])
-        values["rules"] = [_file_rule(f, i, item) for i, item in enumerate(rules)]
+        dpi = (cli_service or values["service"]) == "dpi"
+        values["dpi_rules" if dpi else "rules"] = [_file_rule(f, i, item, dpi)
+                                                   for i, item in enumerate(rules)]
     return values
 
 
@@ -135,21 +173,22 @@ def _optional_choice(f: Fields, key: str, choices: tuple[str, ...]) -> str | Non
     return value
 
 
-def _file_rule(f: Fields, i: int, item: Any) -> Rule:
-    lines = getattr(f.data.get("rules"), "item_lines", [])
-    line = lines[i] if i < len(lines) else f.line_of("rules")
+def _file_rule(f: Fields, i: int, item: Any, dpi: bool) -> Rule | DpiRule:
+    line = f.item_line("rules", i)
     where = f"rules[{i}]"
     try:
         if isinstance(item, str):
-            return parse_rule(item)
+            return parse_dpi_rule(item) if dpi else parse_rule(item)
         if isinstance(item, dict):
             fields = dict(item)
             action = str(fields.pop("action", "drop"))
+            if dpi:
+                return dpi_rule_from_fields(fields, action, where=where)
             return rule_from_fields(fields, action, where=where)
     except RuleError as exc:
         raise ConfigError(f.path, line, where, str(exc)) from None
-    raise ConfigError(f.path, line, where, "expected a rule string or a mapping "
-                                           "{action, src, dst, proto, dport}")
+    keys = "action, src, dst, proto, dport" + (", payload | hex" if dpi else "")
+    raise ConfigError(f.path, line, where, f"expected a rule string or a mapping {{{keys}}}")
 
 
 def _check_cli(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -177,24 +216,34 @@ def parse_args(argv: list[str] | None = None) -> VnfConfig:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_cli(args, parser)
-    values: dict[str, Any] = _read_file(args.config) if args.config else {"rules": []}
+    values: dict[str, Any] = (_read_file(args.config, args.service) if args.config
+                              else {})
     for key in ("name", "iface", "service", "stats", *_NUMBER_LIMITS, *_INT_LIMITS,
                 "default_action", "io", "log_level"):
         cli = getattr(args, key)
         if cli is not None:
             values[key] = cli
-    rules = list(values.pop("rules"))
-    for text in args.rule:
-        try:
-            rules.append(parse_rule(text))
-        except RuleError as exc:
-            parser.error(f"--rule: {exc}")
     missing = [k for k in ("name", "iface", "service", "stats") if not values.get(k)]
     if missing:
         parser.error("missing " + ", ".join(f"--{k}" for k in missing)
                      + (" (not in the command line nor in --config)" if args.config else ""))
-    if rules and values["service"] != "firewall":
-        parser.error(f"rules are only used by the firewall service, not {values['service']}")
+    service = values["service"]
+    rules = list(values.pop("rules", []))
+    dpi_rules = list(values.pop("dpi_rules", []))
+    if (rules or dpi_rules or args.rule) and service not in RULE_SERVICES:
+        parser.error(f"rules are only used by the firewall and dpi services, not {service}")
+    for text in args.rule:
+        try:
+            if service == "dpi":
+                dpi_rules.append(parse_dpi_rule(text))
+            else:
+                rules.append(parse_rule(text))
+        except RuleError as exc:
+            parser.error(f"--rule: {exc}")
+    if values.get("reclassify_to") is not None and service != "ids":
+        parser.error(f"--reclassify-to: only the ids service reclassifies, not {service}")
+    if values.get("reclassify_idle") is not None and values.get("reclassify_to") is None:
+        parser.error("--reclassify-idle: only with --reclassify-to")
     given = {k: v for k, v in values.items() if v is not None}
     given["stats"] = Path(given["stats"])
-    return VnfConfig(rules=tuple(rules), **given)
+    return VnfConfig(rules=tuple(rules), dpi_rules=tuple(dpi_rules), **given)

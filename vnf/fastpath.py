@@ -12,7 +12,10 @@ start of the Ethernet header::
 :class:`Processor.process` works in place on a caller-owned buffer (the I/O layer
 receives straight into it and sends straight out of it), so a forwarded frame costs no
 copy and no per-packet object beyond a handful of ints. It returns :data:`FORWARD` or
-the index of the drop reason in :data:`REASONS`, and counts what it saw. Sent packets
+the index of the drop reason in :data:`REASONS`, and counts what it saw. A service may
+also answer :data:`RECLASSIFIED`: it rewrote the NSH service path header itself (RFC 7665
+reclassification, e.g. the ``ids`` moving a suspicious flow to another chain at SI 255),
+so the processor forwards the frame without decrementing the SI. Sent packets
 are counted by the caller (:meth:`Processor.count_out`), because only it knows whether
 the send worked.
 
@@ -62,6 +65,8 @@ REASONS: tuple[str, ...] = (
 (TRUNCATED, NOT_NSH, BAD_VERSION, BAD_MD_TYPE, BAD_LENGTH, SI_ZERO, OVER_CAPACITY,
  BAD_INNER, POLICY_DROP, TOO_BIG, TX_ERROR) = range(len(REASONS))
 FORWARD = -1
+#: a service's verdict: forward, the service already rewrote SPI/SI (no SI-1)
+RECLASSIFIED = -2
 
 # ethertype, base byte 0, base byte 1, base byte 2, (next protocol skipped), spi|si, ctx1
 _HDR = Struct("!12xHBBBxII")
@@ -79,7 +84,8 @@ class Service(Protocol):
 
     @property
     def inspect(self) -> Inspector | None:
-        """``inspect(buf, off, length) -> FORWARD | drop reason``, or None: accept all."""
+        """``inspect(buf, off, length) -> FORWARD | RECLASSIFIED | drop reason``, or
+        None: accept all."""
 
     def tick(self, now: float, flows: dict[int, int]) -> None:
         """Called about every stats period with the monotonic time and the flow table."""
@@ -184,8 +190,10 @@ class Processor:
             if verdict >= 0:
                 self.drops[verdict] += 1
                 return verdict
-
-        buf[off + 21] = si - 1
+            if verdict != RECLASSIFIED:
+                buf[off + 21] = si - 1
+        else:
+            buf[off + 21] = si - 1
         buf[off:off + 12] = buf[off + 6:off + 12] + self.mac
         return FORWARD
 

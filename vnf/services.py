@@ -1,4 +1,4 @@
-"""The services a VNF can run: ``passthrough``, ``firewall`` and ``ids``.
+"""The services a VNF can run: ``passthrough``, ``firewall``, ``ids`` and ``dpi``.
 
 Every service forwards (SI-1) what it accepts; the :class:`~vnf.fastpath.Processor`
 does the NSH checks, the capacity limit and the rewrite around it.
@@ -12,7 +12,7 @@ does the NSH checks, the capacity limit and the rewrite around it.
     (``allow`` unless configured). Non-first fragments carry no ports, so a rule with
     ``dport`` never matches them. A frame whose NSH next protocol is not IPv4 (1) or whose
     inner header is not a valid IPv4 header is dropped as ``bad_inner`` (fail closed).
-    Rule text (``--rule``)::
+    Rule text (``--rule``, see :mod:`vnf.rules`)::
 
         [drop|allow] [src=PREFIX] [dst=PREFIX] [proto=tcp|udp|icmp|sctp|N] [dport=P|P-Q]
 
@@ -22,143 +22,64 @@ does the NSH checks, the capacity limit and the rewrite around it.
     Accepts everything; each stats period it computes every tracked flow's packet rate
     (by ctx1, from the processor's flow table) and flags flows above ``threshold_pps``.
     A flow is logged once when it becomes flagged; ``alerts`` counts those events.
+
+    With ``reclassify_to`` (an SPI) it also reclassifies (RFC 7665): it measures every
+    flow's rate per packet (by ctx1, a sliding window of ``window_s`` = 1 s: the packets
+    of the current window plus the previous window's share of the last second); the
+    packet that takes a flow above ``threshold_pps`` marks it, and from then on every
+    packet of that flow leaves with SPI ``reclassify_to`` and SI 255 (the first hop of
+    that chain: the connector's ``sff_next`` sends it there) instead of SI-1. A flow
+    stays marked until it has been idle ``idle_s`` (default 5 s); then it starts afresh.
+    A packet already on chain ``reclassify_to`` is never reclassified nor measured (no
+    loop; counted as ``on_target``). The rate table is bounded by ``flows_max`` (least
+    recently seen evicted); at most 10 reclassified flows are logged one by one per
+    stats period, the rest as a count.
+``dpi``
+    Payload patterns on the inner packet (:mod:`vnf.dpi`): ``drop``, ``allow`` or
+    ``count`` rules, e.g. ``drop hex=deadbeef``, ``count payload=/etc/passwd``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from ipaddress import IPv4Network
+import time
+from collections.abc import Callable
 from struct import Struct
 from typing import Any
 
-from vnf.fastpath import BAD_INNER, FORWARD, INNER_OFFSET, NSH_NEXT_IPV4, POLICY_DROP
+from vnf.dpi import Dpi, DpiRule
+from vnf.fastpath import (
+    BAD_INNER,
+    FORWARD,
+    INNER_OFFSET,
+    NSH_NEXT_IPV4,
+    POLICY_DROP,
+    RECLASSIFIED,
+    Inspector,
+)
+from vnf.rules import (
+    IPV4_FIELDS,
+    MIN_INNER,
+    PORTED,
+    PROTOCOLS,
+    Rule,
+    RuleError,
+    parse_rule,
+    rule_from_fields,
+)
+
+__all__ = ["PROTOCOLS", "SERVICES", "Dpi", "DpiRule", "Firewall", "Ids", "Passthrough",
+           "Rule", "RuleError", "make_service", "parse_rule", "rule_from_fields"]
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("passthrough", "firewall", "ids")
-PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}
-_PROTO_NAMES = {v: k for k, v in PROTOCOLS.items()}
-_PORTED = (6, 17, 132)  # protocols whose first 4 bytes are source and destination port
-
-# IPv4: version/IHL, (tos, total length, id skipped), flags/fragment offset, (ttl),
-# protocol, (checksum), source, destination
-_IPV4 = Struct("!B5xHxBxxII")
-_MIN_INNER = INNER_OFFSET + _IPV4.size
-
-
-class RuleError(ValueError):
-    """A firewall rule is malformed; the message says which part and why."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    action: str = "drop"  # drop | allow
-    src: IPv4Network | None = None
-    dst: IPv4Network | None = None
-    proto: int | None = None
-    dport: tuple[int, int] | None = None  # inclusive range
-
-    def __str__(self) -> str:
-        parts = [self.action]
-        if self.src is not None:
-            parts.append(f"src={self.src}")
-        if self.dst is not None:
-            parts.append(f"dst={self.dst}")
-        if self.proto is not None:
-            parts.append(f"proto={_PROTO_NAMES.get(self.proto, self.proto)}")
-        if self.dport is not None:
-            lo, hi = self.dport
-            parts.append(f"dport={lo}" if lo == hi else f"dport={lo}-{hi}")
-        return " ".join(parts)
-
-    def compiled(self) -> tuple[int, int, int, int, int, int, int, bool]:
-        """(src net, src mask, dst net, dst mask, proto|-1, port lo|-1, port hi, drop)."""
-        snet, smask = _net(self.src)
-        dnet, dmask = _net(self.dst)
-        lo, hi = self.dport if self.dport is not None else (-1, -1)
-        proto = self.proto if self.proto is not None else -1
-        return snet, smask, dnet, dmask, proto, lo, hi, self.action == "drop"
-
-
-def _net(net: IPv4Network | None) -> tuple[int, int]:
-    if net is None:
-        return 0, 0
-    return int(net.network_address), int(net.netmask)
-
-
-def parse_rule(text: str) -> Rule:
-    """Parse ``[drop|allow] key=value ...`` (see the module docstring)."""
-    words = text.split()
-    action = "drop"
-    if words and words[0] in ("drop", "allow"):
-        action = words.pop(0)
-    fields: dict[str, str] = {}
-    for word in words:
-        key, sep, value = word.partition("=")
-        if not sep or not value:
-            raise RuleError(f"rule {text!r}: expected key=value, got {word!r}")
-        if key in fields:
-            raise RuleError(f"rule {text!r}: {key} given twice")
-        fields[key] = value
-    return rule_from_fields(fields, action, where=f"rule {text!r}")
-
-
-def rule_from_fields(fields: dict[str, Any], action: str = "drop", where: str = "rule") -> Rule:
-    """Build a rule from ``{src, dst, proto, dport}`` (strings or ints)."""
-    if action not in ("drop", "allow"):
-        raise RuleError(f"{where}: action must be drop or allow, got {action!r}")
-    unknown = set(fields) - {"src", "dst", "proto", "dport"}
-    if unknown:
-        raise RuleError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} "
-                        "(allowed: src, dst, proto, dport)")
-    src = _prefix(fields.get("src"), "src", where)
-    dst = _prefix(fields.get("dst"), "dst", where)
-    proto = _proto(fields.get("proto"), where)
-    dport = _ports(fields.get("dport"), where)
-    if dport is not None and proto is not None and proto not in _PORTED:
-        raise RuleError(f"{where}: dport needs proto tcp, udp or sctp (or no proto)")
-    return Rule(action, src, dst, proto, dport)
-
-
-def _prefix(value: Any, key: str, where: str) -> IPv4Network | None:
-    if value is None:
-        return None
-    try:
-        return IPv4Network(str(value), strict=True)
-    except ValueError as exc:
-        raise RuleError(f"{where}: {key}: expected an IPv4 prefix like 10.1.100.0/24 "
-                        f"or an address, got {value!r} ({exc})") from None
-
-
-def _proto(value: Any, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value.lower() in PROTOCOLS:
-        return PROTOCOLS[value.lower()]
-    try:
-        number = int(str(value), 10)
-    except ValueError:
-        number = -1
-    if not 0 <= number <= 255:
-        raise RuleError(f"{where}: proto: expected {', '.join(PROTOCOLS)} or 0..255, "
-                        f"got {value!r}")
-    return number
-
-
-def _ports(value: Any, where: str) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    lo_s, sep, hi_s = str(value).partition("-")
-    try:
-        lo = int(lo_s, 10)
-        hi = int(hi_s, 10) if sep else lo
-    except ValueError:
-        lo = hi = -1
-    if not (0 <= lo <= hi <= 65535):
-        raise RuleError(f"{where}: dport: expected a port or range like 80 or 5000-5099 "
-                        f"(0..65535), got {value!r}")
-    return lo, hi
+SERVICES = ("passthrough", "firewall", "ids", "dpi")
+MAX_SPI = (1 << 24) - 1
+RECLASSIFY_IDLE_S = 5.0  # a marked flow idle this long is forgotten
+RATE_WINDOW_S = 1.0
+LOG_PER_TICK = 10  # reclassified flows logged one by one per stats period
+SPI_SI = Struct("!I")
+_PATH_CTX1 = Struct("!II")  # service path header (spi:24 si:8), ctx1; at Ethernet + 4
 
 
 # -- services ------------------------------------------------------------------------
@@ -191,14 +112,14 @@ class Firewall:
         self.default_hits = 0
 
     def inspect(self, buf: bytearray, off: int, n: int) -> int:
-        if n < _MIN_INNER or buf[off + 17] != NSH_NEXT_IPV4:
+        if n < MIN_INNER or buf[off + 17] != NSH_NEXT_IPV4:
             return BAD_INNER
-        vihl, frag, proto, src, dst = _IPV4.unpack_from(buf, off + INNER_OFFSET)
+        vihl, frag, proto, src, dst = IPV4_FIELDS.unpack_from(buf, off + INNER_OFFSET)
         ihl = (vihl & 0x0F) << 2
         if vihl >> 4 != 4 or ihl < 20 or INNER_OFFSET + ihl > n:
             return BAD_INNER
         dport = -1
-        if proto in _PORTED and not frag & 0x1FFF:
+        if proto in PORTED and not frag & 0x1FFF:
             p = off + INNER_OFFSET + ihl
             if p + 4 <= off + n:
                 dport = buf[p + 2] << 8 | buf[p + 3]
@@ -224,21 +145,98 @@ class Firewall:
 
 
 class Ids:
-    """Flags flows (by ctx1) whose packet rate over a stats period exceeds a threshold."""
+    """Flags flows (by ctx1) whose packet rate over a stats period exceeds a threshold;
+    with ``reclassify_to``, also moves them to that chain (see the module docstring)."""
 
     name = "ids"
-    inspect = None
 
-    def __init__(self, threshold_pps: float = 1000.0):
+    def __init__(self, threshold_pps: float = 1000.0, *, reclassify_to: int | None = None,
+                 idle_s: float = RECLASSIFY_IDLE_S, window_s: float = RATE_WINDOW_S,
+                 flows_max: int = 4096, clock: Callable[[], float] = time.monotonic):
         if threshold_pps <= 0:
             raise ValueError(f"IDS threshold must be > 0 packets/s, got {threshold_pps}")
+        if reclassify_to is not None and not 1 <= reclassify_to <= MAX_SPI:
+            raise ValueError(f"reclassify_to must be an SPI in 1..{MAX_SPI}, "
+                             f"got {reclassify_to}")
+        if idle_s <= 0 or window_s <= 0 or flows_max < 1:
+            raise ValueError(f"idle_s and window_s must be > 0 and flows_max >= 1, got "
+                             f"{idle_s}, {window_s}, {flows_max}")
         self.threshold_pps = threshold_pps
         self.flagged: dict[int, float] = {}  # ctx1 -> rate when last measured
         self.alerts = 0
         self._prev: dict[int, int] = {}
         self._prev_t: float | None = None
+        # reclassification (per packet)
+        self.reclassify_to = reclassify_to
+        self.idle_s = idle_s
+        self.window_s = window_s
+        self.flows_max = flows_max
+        self.clock = clock
+        self._limit = threshold_pps * window_s  # packets per window
+        self._path = SPI_SI.pack((reclassify_to or 0) << 8 | 255)
+        #: ctx1 -> [window start, packets in it, packets in the previous window,
+        #: last seen, marked], least recently seen first; at most ``flows_max``
+        self.rates: dict[int, list[Any]] = {}
+        self.marked = 0  # flows marked now
+        self.reclassified_flows = 0  # times a flow became marked
+        self.reclassified_packets = 0
+        self.on_target = 0  # packets already on the reclassify_to chain: left alone
+        self.rates_evicted = 0
+        self._unlogged = 0  # flows marked since the last tick
+        self.inspect: Inspector | None = (self._reclassify if reclassify_to is not None
+                                          else None)
+
+    def _reclassify(self, buf: bytearray, off: int, n: int) -> int:
+        """Per packet: measure the flow's rate; a marked flow goes to SPI reclassify_to,
+        SI 255 (RECLASSIFIED); anything else is forwarded as usual (SI-1)."""
+        spi_si, ctx1 = _PATH_CTX1.unpack_from(buf, off + 18)
+        if spi_si >> 8 == self.reclassify_to:
+            self.on_target += 1  # never reclassify a packet already on the target chain
+            return FORWARD
+        now = self.clock()
+        rates = self.rates
+        st = rates.pop(ctx1, None)
+        if st is None:
+            if len(rates) >= self.flows_max:
+                old = rates.pop(next(iter(rates)))
+                self.rates_evicted += 1
+                self.marked -= old[4]
+            st = [now, 0, 0, now, False]
+        elif now - st[3] > self.idle_s:  # idle for a while: a fresh start
+            self.marked -= st[4]
+            st[0], st[1], st[2], st[4] = now, 0, 0, False
+        rates[ctx1] = st  # most recent last
+        st[3] = now
+        if not st[4]:
+            w = self.window_s
+            elapsed = now - st[0]
+            if elapsed >= w:  # roll the window (two windows on: nothing in the previous)
+                st[2] = st[1] if elapsed < 2 * w else 0
+                st[0] = st[0] + w if elapsed < 2 * w else now
+                st[1] = 0
+                elapsed = now - st[0]
+            st[1] += 1
+            # sliding-window estimate of the packets over the last `w` seconds
+            if st[2] * (w - elapsed) / w + st[1] <= self._limit:
+                return FORWARD
+            st[4] = True
+            self.marked += 1
+            self.reclassified_flows += 1
+            self._unlogged += 1
+            if self._unlogged <= LOG_PER_TICK:  # the rest is summed up at the next tick
+                log.warning("ids: flow ctx1=%08x above %g packets/s: reclassified to spi %d",
+                            ctx1, self.threshold_pps, self.reclassify_to)
+        buf[off + 18:off + 22] = self._path
+        self.reclassified_packets += 1
+        return RECLASSIFIED
 
     def tick(self, now: float, flows: dict[int, int]) -> None:
+        if self.reclassify_to is not None:
+            if self._unlogged > LOG_PER_TICK:
+                log.warning("ids: %d more flows reclassified to spi %d",
+                            self._unlogged - LOG_PER_TICK, self.reclassify_to)
+            self._unlogged = 0
+            self._expire(self.clock())
         prev, prev_t = self._prev, self._prev_t
         self._prev, self._prev_t = dict(flows), now
         if prev_t is None or now <= prev_t:
@@ -255,21 +253,56 @@ class Ids:
                                 ctx1, rate, self.threshold_pps)
         self.flagged = flagged
 
+    def _expire(self, now: float) -> None:
+        """Forget the flows idle for more than ``idle_s`` (they are the oldest)."""
+        rates = self.rates
+        while rates:
+            ctx1 = next(iter(rates))
+            st = rates[ctx1]
+            if now - st[3] <= self.idle_s:
+                break
+            del rates[ctx1]
+            if st[4]:
+                self.marked -= 1
+                log.info("ids: flow ctx1=%08x idle for %g s: no longer reclassified",
+                         ctx1, self.idle_s)
+
     def stats(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "threshold_pps": self.threshold_pps,
             "alerts": self.alerts,
             "flagged": {f"{k:08x}": round(v, 1) for k, v in self.flagged.items()},
         }
+        if self.reclassify_to is not None:
+            out["reclassified"] = {
+                "to_spi": self.reclassify_to,
+                "flows": self.reclassified_flows,
+                "packets": self.reclassified_packets,
+                "marked": self.marked,
+                "on_target": self.on_target,
+                "tracked": len(self.rates),
+                "evicted": self.rates_evicted,
+                "idle_s": self.idle_s,
+            }
+        return out
+
+
+AnyService = Passthrough | Firewall | Ids | Dpi
 
 
 def make_service(name: str, *, rules: list[Rule] | tuple[Rule, ...] = (),
-                 default_action: str = "allow",
-                 ids_threshold_pps: float = 1000.0) -> Passthrough | Firewall | Ids:
+                 default_action: str = "allow", ids_threshold_pps: float = 1000.0,
+                 reclassify_to: int | None = None, reclassify_idle_s: float = RECLASSIFY_IDLE_S,
+                 dpi_rules: list[DpiRule] | tuple[DpiRule, ...] = (),
+                 flows_max: int = 4096) -> AnyService:
     if name == "passthrough":
         return Passthrough()
     if name == "firewall":
         return Firewall(rules, default_action)
     if name == "ids":
-        return Ids(ids_threshold_pps)
+        return Ids(ids_threshold_pps, reclassify_to=reclassify_to, idle_s=reclassify_idle_s,
+                   flows_max=flows_max)
+    if name == "dpi":
+        return Dpi(dpi_rules)
     raise ValueError(f"unknown service {name!r} (known: {', '.join(SERVICES)})")
+

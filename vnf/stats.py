@@ -10,7 +10,7 @@ Format (``format`` 1; new keys may be added, existing ones keep their meaning)::
     {
       "format": 1,
       "name": "fw1",                 instance name (--name)
-      "service": "firewall",         passthrough | firewall | ids
+      "service": "firewall",         passthrough | firewall | ids | dpi
       "iface": "eth0",
       "mac": "02:00:00:00:00:01",    source MAC of the frames the VNF sends
       "pid": 1234,
@@ -36,8 +36,21 @@ Format (``format`` 1; new keys may be added, existing ones keep their meaning)::
       "service_stats": {...}         per service: firewall {"default_action",
                                      "default_hits", "rules": [{"rule", "hits"}]};
                                      ids {"threshold_pps", "alerts", "flagged":
-                                     {ctx1_hex: pps}}; passthrough {}
+                                     {ctx1_hex: pps}} and, with --reclassify-to,
+                                     "reclassified" (below); dpi {"packets_scanned",
+                                     "bytes_scanned", "packets_matched", "rules":
+                                     [{"rule", "hits"}]}; passthrough {}
     }
+
+``service_stats.reclassified`` (ids with ``--reclassify-to``)::
+
+    {"to_spi": 20,        the chain suspicious flows are sent to (SI 255)
+     "flows": 3,          times a flow was marked (crossed threshold_pps)
+     "packets": 4410,     packets that left with SPI to_spi, SI 255
+     "marked": 2,         flows marked now (not yet idle for idle_s)
+     "on_target": 0,      packets that arrived already on chain to_spi (left alone)
+     "tracked": 17, "evicted": 0,   flows in the rate table (at most flows_max)
+     "idle_s": 5.0}
 
 ``packets_in`` = ``packets_out`` + ``dropped_total`` once the last batch is sent
 (``too_big`` frames are counted in ``packets_in`` too).

@@ -153,10 +153,149 @@ def test_service_kind_and_rules():
     assert ok.services[0].kind == "firewall" and ok.services[0].rules == ("drop proto=udp",)
     msg = error_of(BASE.replace("anycast: 10.254.1.1}", "anycast: 10.254.1.1, kind: nat}"))
     assert msg == "t.yaml:7: services[0].kind: expected one of passthrough, firewall, ids, " \
-                  "got 'nat'"
+                  "dpi, got 'nat'"
     msg = error_of(BASE.replace("anycast: 10.254.1.1}",
                                 "anycast: 10.254.1.1, kind: firewall, rules: ['drop prot=x']}"))
     assert msg.startswith("t.yaml:7: services[0].rules: item 0: ")
     msg = error_of(BASE.replace("anycast: 10.254.1.1}",
                                 "anycast: 10.254.1.1, rules: ['drop proto=udp']}"))
-    assert msg == "t.yaml:7: services[0].rules: rules only apply to kind firewall, not passthrough"
+    assert msg == ("t.yaml:7: services[0].rules: rules only apply to kind firewall or dpi, "
+                   "not passthrough")
+
+
+# -- ids reclassification and dpi ------------------------------------------------------
+
+RECLASSIFY = """\
+nodes:
+  - name: A
+  - name: B
+links:
+  - {a: A, b: B, cost: 10}
+services:
+  - {name: IDS, id: 1, anycast: 10.254.1.1, kind: ids, threshold_pps: 500, reclassify_to: 20}
+  - {name: FW, id: 2, anycast: 10.254.2.1, kind: firewall, rules: ['drop proto=udp dport=53']}
+  - name: DPI
+    id: 3
+    anycast: 10.254.3.1
+    kind: dpi
+    rules:
+      - drop hex=deadbeef
+      - count payload=/etc/passwd
+instances:
+  - {name: ids1, service: IDS, node: A, capacity: 1000}
+  - {name: fw1, service: FW, node: B, capacity: 1000}
+  - {name: dpi1, service: DPI, node: B, capacity: 500}
+hosts:
+  - {name: h1, node: A}
+  - {name: h2, node: B}
+chains:
+  - {spi: 10, name: ids-fw, services: [IDS, FW]}
+  - {spi: 20, name: quarantine, services: [DPI, FW]}
+classifier:
+  - {node: A, chain: 10, dst: 10.2.100.0/24, proto: udp}
+"""
+
+
+def test_reclassify_and_dpi_services():
+    topo = parse(RECLASSIFY)
+    ids, fw, dpi = topo.services
+    assert (ids.kind, ids.threshold_pps, ids.reclassify_to) == ("ids", 500.0, 20)
+    assert (fw.threshold_pps, fw.reclassify_to) == (None, None)
+    assert dpi.kind == "dpi" and dpi.rules == ("drop hex=deadbeef", "count payload=/etc/passwd")
+
+
+def test_every_node_gets_the_target_chain_in_its_sff_table(tmp_path):
+    """The D-MANO writes sff_next for every chain of the topology on every node, so a
+    packet reclassified to (20, 255) finds the quarantine chain's first service."""
+    from dmano.config import parse_node_config
+    from dmano.connector_state import sff_entries
+    from topologies.nodeconf import node_config
+
+    topo = parse(RECLASSIFY)
+    for node in ("A", "B"):
+        data = node_config(topo, node, tmp_path, tmp_path / "policy.yaml", {})
+        sff = sff_entries(parse_node_config(data, tmp_path / "dmano.yaml"))
+        assert sff[(10, 255)] == ("to_service", 1) and sff[(10, 254)] == ("to_service", 2)
+        assert sff[(20, 255)] == ("to_service", 3) and sff[(20, 254)] == ("to_service", 2)
+        assert sff[(20, 253)] == ("end_of_chain", 0)
+
+
+def test_start_vnf_passes_the_service_settings(tmp_path, monkeypatch):
+    """The builder's VNF command line (no namespace: start_process is replaced) is one
+    that python -m vnf accepts."""
+    from types import SimpleNamespace
+
+    from topologies.network import Network
+    from vnf.config import parse_args
+
+    net = Network(parse(RECLASSIFY))
+    net.registry = SimpleNamespace(folder=tmp_path)  # type: ignore[assignment]
+    started = {}
+    monkeypatch.setattr(net, "start_process",
+                        lambda name, node, args, log: started.setdefault(name, args))
+    for inst in ("ids1", "dpi1", "fw1"):
+        net.start_vnf(inst)
+    ids_args = started["vnf-ids1"]
+    assert ids_args[1:3] == ["-m", "vnf"]
+    assert ids_args[-4:] == ["--threshold-pps", "500", "--reclassify-to", "20"]
+    cfg = parse_args(ids_args[3:])
+    assert (cfg.service, cfg.ids_threshold, cfg.reclassify_to) == ("ids", 500.0, 20)
+    cfg = parse_args(started["vnf-dpi1"][3:])
+    assert [str(r) for r in cfg.dpi_rules] == ["drop hex=deadbeef", "count payload=/etc/passwd"]
+    cfg = parse_args(started["vnf-fw1"][3:])
+    assert cfg.reclassify_to is None and [str(r) for r in cfg.rules] == ["drop proto=udp dport=53"]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("reclassify_to: 20}", "reclassify_to: 99}",
+     "t.yaml:7: services[0].reclassify_to: unknown chain spi 99 (known: 10, 20)"),
+    ("threshold_pps: 500", "threshold_pps: 0",
+     "t.yaml:7: services[0].threshold_pps: expected a number > 0, got 0"),
+    ("threshold_pps: 500", "threshold_pps: fast",
+     "t.yaml:7: services[0].threshold_pps: expected a number, got string 'fast'"),
+    ("reclassify_to: 20}", "reclassify_to: 0}",
+     "t.yaml:7: services[0].reclassify_to: expected an integer in 1..16777215, got 0"),
+    ("kind: firewall, rules: ['drop proto=udp dport=53']}", "kind: firewall, reclassify_to: 20}",
+     "t.yaml:8: services[1].reclassify_to: only kind ids has reclassify_to, not firewall"),
+    ("kind: firewall, rules: ['drop proto=udp dport=53']}", "threshold_pps: 5}",
+     "t.yaml:8: services[1].threshold_pps: only kind ids has threshold_pps, not passthrough"),
+    ("      - drop hex=deadbeef\n", "      - drop hex=xyz\n",
+     "t.yaml:13: services[2].rules: item 0: rule 'drop hex=xyz': hex: expected an even "
+     "number of hex digits like deadbeef, got 'xyz'"),
+    ("      - count payload=/etc/passwd\n", "      - count dport=80\n",
+     "t.yaml:13: services[2].rules: item 1: rule 'count dport=80': a dpi rule needs exactly "
+     "one pattern, payload=TEXT or hex=HEX, got none"),
+    ("      - drop hex=deadbeef\n", "      - {action: drop}\n",
+     "t.yaml:13: services[2].rules: item 0: expected a rule string like "
+     "'count payload=/etc/passwd', got {'action': 'drop'}"),
+    ("rules: ['drop proto=udp dport=53']", "rules: ['drop payload=x']",
+     "t.yaml:8: services[1].rules: item 0: rule 'drop payload=x': unknown field(s) payload "
+     "(allowed: src, dst, proto, dport)"),
+    ("services: [IDS, FW]}", "services: [FW]}",
+     "t.yaml:7: services[0].reclassify_to: IDS is on no chain other than chain 20 "
+     "(quarantine), so it would never reclassify (a packet already on the target chain is "
+     "left alone)"),
+])
+def test_reclassify_errors(old, new, expected):
+    assert old in RECLASSIFY
+    assert error_of(RECLASSIFY.replace(old, new, 1)) == expected
+
+
+def test_reclassification_loops_are_errors():
+    # quarantine's DPI is replaced by a second ids that sends flows back to chain 10
+    text = RECLASSIFY.replace("kind: dpi\n    rules:\n      - drop hex=deadbeef\n"
+                              "      - count payload=/etc/passwd\n",
+                              "kind: ids\n    reclassify_to: 10\n")
+    assert error_of(text) == (
+        "t.yaml:7: services[0].reclassify_to: reclassification loop: chain 10 (ids-fw) "
+        "-IDS-> chain 20 (quarantine) -DPI-> chain 10 (ids-fw); a packet would go round "
+        "until its NSH TTL expires")
+    # an ids on its own target chain is no loop (it leaves those packets alone)
+    ok = RECLASSIFY.replace("services: [DPI, FW]}", "services: [DPI, IDS, FW]}")
+    assert parse(ok).chains[1].services == ("DPI", "IDS", "FW")
+    # a chain of moves that ends is fine: 10 -> 20 -> 30
+    ok = (RECLASSIFY.replace("kind: dpi\n    rules:\n      - drop hex=deadbeef\n"
+                             "      - count payload=/etc/passwd\n",
+                             "kind: ids\n    reclassify_to: 30\n")
+          .replace("classifier:", "  - {spi: 30, services: [FW]}\nclassifier:"))
+    assert [s.reclassify_to for s in parse(ok).services] == [20, None, 30]
