@@ -22,30 +22,20 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from pathlib import Path
 
 from dmano.policy import shipped_policy
 from tests.loadsim import SyntheticLoad
 from topologies.network import Network
-from topologies.spec import Topology, parse_topology
+from topologies.spec import Topology
 
 SIZES = (5, 10, 20)
 CHANGES = 10
 
 
 def topology(n: int) -> Topology:
-    base = __import__("benchmarks.topology_bringup", fromlist=["ring_topology"])
-    ring = base.ring_topology(n)
-    data = {
-        "name": f"ring{n}-svc", "nodes": [{"name": x.name} for x in ring.nodes],
-        "links": [{"a": lk.a, "b": lk.b, "cost": lk.cost} for lk in ring.links],
-        "services": [{"name": "SVC", "id": 1, "anycast": "10.254.1.1"}],
-        "instances": [{"name": "s1", "service": "SVC", "node": ring.nodes[0].name,
-                       "capacity": 1000},
-                      {"name": "s2", "service": "SVC", "node": ring.nodes[n // 2].name,
-                       "capacity": 1000}],
-    }
-    return parse_topology(data, Path(f"<ring{n}-svc>"))
+    from benchmarks.topology_bringup import service_ring
+
+    return service_ring(n, "svc")
 
 
 def cost_seen(net: Network, node: str, instance: str) -> int | None:

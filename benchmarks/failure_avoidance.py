@@ -38,19 +38,9 @@ BFD_ROUNDS = 10
 
 
 def topology(n: int) -> Topology:
-    from benchmarks.topology_bringup import ring_topology
+    from benchmarks.topology_bringup import service_ring
 
-    ring = ring_topology(n)
-    data = {
-        "name": f"ring{n}-vnf", "nodes": [{"name": x.name} for x in ring.nodes],
-        "links": [{"a": lk.a, "b": lk.b, "cost": lk.cost} for lk in ring.links],
-        "services": [{"name": "SVC", "id": 1, "anycast": "10.254.1.1"}],
-        "instances": [{"name": "s1", "service": "SVC", "node": ring.nodes[0].name,
-                       "capacity": 1000},
-                      {"name": "s2", "service": "SVC", "node": ring.nodes[n // 2].name,
-                       "capacity": 1000}],
-    }
-    return parse_topology(data, Path(f"<ring{n}-vnf>"))
+    return service_ring(n, "vnf")
 
 
 class StatusWatch:

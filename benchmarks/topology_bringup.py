@@ -32,6 +32,22 @@ def ring_topology(n: int, seed: int = 1) -> Topology:
     return parse_topology(data, Path(f"<ring{n}>"))
 
 
+def service_ring(n: int, suffix: str = "svc") -> Topology:
+    """ring_topology(n) with one service SVC and two instances (s1 on the first node,
+    s2 half way round), capacity 1000: the D-MANO benchmarks' network."""
+    ring = ring_topology(n)
+    data = {
+        "name": f"ring{n}-{suffix}", "nodes": [{"name": x.name} for x in ring.nodes],
+        "links": [{"a": lk.a, "b": lk.b, "cost": lk.cost} for lk in ring.links],
+        "services": [{"name": "SVC", "id": 1, "anycast": "10.254.1.1"}],
+        "instances": [{"name": "s1", "service": "SVC", "node": ring.nodes[0].name,
+                       "capacity": 1000},
+                      {"name": "s2", "service": "SVC", "node": ring.nodes[n // 2].name,
+                       "capacity": 1000}],
+    }
+    return parse_topology(data, Path(f"<ring{n}-{suffix}>"))
+
+
 def measure(topo: Topology) -> tuple[float, float]:
     net = Network(topo)
     t0 = time.monotonic()

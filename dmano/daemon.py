@@ -74,7 +74,8 @@ class Dmano:
         self.writer = writer
         self.mirror = LsdbMirror()
         self.monitor = Monitor(cfg.instances, stale_s=cfg.heartbeat_s)
-        self.liveness = Liveness(cfg.instances, cfg.heartbeat_s, self._instance_died)
+        self.liveness = Liveness(cfg.instances, cfg.heartbeat_s, self._instance_died,
+                                 on_bad_file=self.monitor.count_bad)
         self.drains = DrainBook(cfg.instances, cfg.router_id, cfg.service_names())
         self.drains.restore(cfg.status_file, _read_json(cfg.status_file, cfg.node))
         self.control_server = ControlServer(cfg.control_path, self)

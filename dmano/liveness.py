@@ -42,11 +42,13 @@ class Liveness:
     """Watches the local VNF processes of one node (see the module docstring)."""
 
     def __init__(self, instances: Iterable[InstanceConf], heartbeat_s: float,
-                 on_down: DownCallback, tick_s: float | None = None) -> None:
+                 on_down: DownCallback, tick_s: float | None = None,
+                 on_bad_file: Callable[[str], None] | None = None) -> None:
         self.instances = {inst.name: inst for inst in instances}
         self.heartbeat_s = heartbeat_s
         self.tick_s = tick_s if tick_s is not None else tick_for(heartbeat_s)
         self.on_down = on_down
+        self.on_bad_file = on_bad_file  # counts a bad counters file (Monitor.count_bad)
         self.reports = 0  # instances reported down
         self._watched: set[str] = set()
         self._armed: dict[str, tuple[int, int]] = {}  # name -> (pid, pidfd)
@@ -143,6 +145,8 @@ class Liveness:
                 self._down(name, str(exc))
                 continue
             except BadCountersError as exc:
+                if self.on_bad_file is not None:
+                    self.on_bad_file(name)
                 self._down(name, f"bad counters file {inst.stats}: {exc}")
                 continue
             if counters.updated is not None and now - counters.updated > self.heartbeat_s:

@@ -121,6 +121,10 @@ class Monitor:
                 self._last_reason[name] = st.reason
         return out
 
+    def count_bad(self, name: str) -> None:
+        """One more read of a bad counters file of instance ``name`` (for the status)."""
+        self.bad_files[name] = self.bad_files.get(name, 0) + 1
+
     def read(self, inst: InstanceConf, now: float) -> InstanceStatus:
         def down(reason: str) -> InstanceStatus:
             return InstanceStatus(False, reason, Measurement(
@@ -131,7 +135,7 @@ class Monitor:
         except CountersUnavailableError as exc:
             return down(str(exc))
         except BadCountersError as exc:
-            self.bad_files[inst.name] = self.bad_files.get(inst.name, 0) + 1
+            self.count_bad(inst.name)
             return down(f"bad counters file {inst.stats}: {exc}")
         pid, updated, load = counters.pid, counters.updated, counters.load
         capacity = counters.capacity or float(inst.capacity)

@@ -122,7 +122,9 @@ def test_heartbeat_missing_or_bad_file_is_down(tmp_path: Path, content: str | No
                                                 words: str) -> None:
     conf = inst(tmp_path)
     downs: list[tuple[str, str]] = []
-    live = Liveness([conf], heartbeat_s=1.0, on_down=lambda n, r: downs.append((n, r)))
+    bad: list[str] = []
+    live = Liveness([conf], heartbeat_s=1.0, on_down=lambda n, r: downs.append((n, r)),
+                    on_bad_file=bad.append)
 
     async def main() -> None:
         write_counters(conf.stats, os.getpid())
@@ -136,6 +138,8 @@ def test_heartbeat_missing_or_bad_file_is_down(tmp_path: Path, content: str | No
 
     asyncio.run(main())
     assert len(downs) == 1 and words in downs[0][1]
+    # a bad value (not a missing or unreadable file) is counted for the status
+    assert bad == ([conf.name] if content and "expected" in words else [])
 
 
 def test_new_pid_rearms_and_the_old_one_no_longer_counts(tmp_path: Path) -> None:
