@@ -4,6 +4,11 @@ Frames: Ethernet/NSH MD type 1/IPv4/UDP, 84 bytes, laid out back to back in one 
 (as the I/O layer's receive slots are) and processed in place by a plain Python loop, so
 the loop's own cost is included. 1024 flows unless said otherwise. Best of 3 runs.
 
+The ``scapy`` rows run user modules from ``vnfs/`` (service ``scapy``,
+:mod:`vnf.scapy_service`) in the same harness on fewer frames (:data:`SCAPY_FRAMES`):
+scapy parses every inner packet and builds it again, the price of writing the VNF's
+work in Python per packet.
+
 The last rows add the I/O layer: frames queued on an ``AF_UNIX`` datagram socketpair
 (64 at a time, queued untimed), then :class:`MmsgIO` / :class:`SimpleIO` ``poll()``
 timed while receiving, processing and sending them to the other end. A real interface
@@ -16,9 +21,11 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from dmano.macaddr import parse_mac
-from vnf.fastpath import Processor
+from vnf.fastpath import VNF_ERROR, Processor
 from vnf.packetio import MmsgIO, SimpleIO, mmsg_available
 from vnf.services import Firewall, Ids, Passthrough, parse_rule
 
@@ -27,6 +34,8 @@ STRIDE = 128
 MAC = parse_mac("02:00:00:00:00:01")  # the VNF's
 PEER_MAC = parse_mac("02:00:00:00:00:ff")  # the connector's: the frames' source
 REPEAT = 3
+SCAPY_FRAMES = 3000
+VNFS = Path(__file__).resolve().parent.parent / "vnfs"  # the shipped example modules
 
 
 def frame(flow: int, *, ethertype: int = 0x894F, dport: int = 5001) -> bytes:
@@ -63,6 +72,16 @@ def time_process(processor: Processor, template: bytearray, length: int) -> floa
     return time.perf_counter() - t0
 
 
+def run_case(name: str, make: Callable[[], Processor], template: bytearray,
+             length: int) -> float:
+    """:func:`time_process` on a new processor; a user module's error fails the run."""
+    processor = make()
+    elapsed = time_process(processor, template, length)
+    if processor.drops[VNF_ERROR]:
+        raise RuntimeError(f"{name}: {processor.drop_counts()}")
+    return elapsed
+
+
 def firewall_rules(n: int) -> list:
     """``n`` rules that never match the benchmark's traffic (full scan per frame)."""
     return [parse_rule(f"drop src=192.168.{i}.0/24 proto=tcp dport={i + 1}") for i in range(n)]
@@ -82,6 +101,22 @@ CASES: list[tuple[str, Callable[[], Processor], int, dict[str, int]]] = [
      lambda: Processor(MAC, Passthrough()), 100_000, {}),
     ("malformed: not NSH", lambda: Processor(MAC, Passthrough()), 1024,
      {"ethertype": 0x0800}),
+]
+
+
+def scapy_processor(module: str, params: dict[str, Any] | None = None) -> Processor:
+    """A processor running ``vnfs/<module>`` (scapy imported on first use only)."""
+    from vnf.scapy_service import ScapyService
+
+    return Processor(MAC, ScapyService.from_file(VNFS / module, params, room=STRIDE))
+
+
+SCAPY_CASES: list[tuple[str, Callable[[], Processor], int, dict[str, int]]] = [
+    ("scapy: vnfs/passthrough.py", lambda: scapy_processor("passthrough.py"), 1024, {}),
+    ("scapy: vnfs/dscp_marker.py (rewrites DSCP)",
+     lambda: scapy_processor("dscp_marker.py", {"dscp": 46}), 1024, {}),
+    ("scapy: vnfs/dpi.py (payload scan, no match)",
+     lambda: scapy_processor("dpi.py", {"pattern": "attack"}), 1024, {}),
 ]
 
 
@@ -121,10 +156,15 @@ def main() -> None:
     print(f"\n== VNF fast path: Processor.process on bytes, {FRAMES} frames, "
           f"best of {REPEAT} ==")
     print(f"{'case':<44} {'kpps':>8} {'ns/frame':>9}")
-    for name, make, flows, kwargs in CASES:
-        template, length = frames_buffer(FRAMES, flows, **kwargs)
-        best = min(time_process(make(), template, length) for _ in range(REPEAT))
-        print(f"{name:<44} {FRAMES / best / 1e3:>8.0f} {best / FRAMES * 1e9:>9.0f}")
+    for cases, frames in ((CASES, FRAMES), (SCAPY_CASES, SCAPY_FRAMES)):
+        if frames != FRAMES:
+            print(f"-- the same harness, {frames} frames: user modules (service scapy)")
+        for name, make, flows, kwargs in cases:
+            template, length = frames_buffer(frames, flows, **kwargs)
+            best = min(run_case(name, make, template, length) for _ in range(REPEAT))
+            rate = f"{frames / best / 1e3:>8.0f}" if frames / best >= 1e4 else \
+                f"{frames / best / 1e3:>8.1f}"
+            print(f"{name:<44} {rate} {best / frames * 1e9:>9.0f}")
     print(f"\n== VNF I/O loop over an AF_UNIX socketpair, passthrough, 64 frames per "
           f"round, best of {REPEAT} ==")
     print(f"{'I/O':<44} {'kpps':>8} {'ns/frame':>9}")

@@ -469,6 +469,8 @@ class Network:
             args += ["--threshold-pps", f"{svc.threshold_pps:g}"]
         if svc.reclassify_to is not None:
             args += ["--reclassify-to", str(svc.reclassify_to)]
+        if svc.module is not None:
+            args += ["--module", str(svc.module), "--params-json", json.dumps(svc.params)]
         self.start_process(f"vnf-{name}", name, args, self.run_folder / "vnf" / f"{name}.log")
 
     def stop_vnf(self, name: str, sig: int = signal.SIGTERM) -> int | None:

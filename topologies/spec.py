@@ -7,20 +7,24 @@ what was expected; unknown keys are errors.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import Any
 
 from dmano.yamlconf import ConfigError, Fields, load_yaml
 from vnf.dpi import parse_dpi_rule
 from vnf.services import parse_rule
+from vnf.usermodule import check_source
 
 NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_]{0,9}"
 NAME_HINT = "a name of 1-10 letters, digits or '_' starting with a letter"
 INSTANCE_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,10}"
 INSTANCE_HINT = "a name of 1-11 letters, digits, '_' or '-' starting with a letter"
 PROTOCOLS = {"any": None, "icmp": 1, "tcp": 6, "udp": 17}
-VNF_KINDS = ("passthrough", "firewall", "ids", "dpi")
+VNF_KINDS = ("passthrough", "firewall", "ids", "dpi", "scapy")
 RULE_KINDS = {"firewall": parse_rule, "dpi": parse_dpi_rule}  # kinds with rules: syntax
 
 
@@ -44,10 +48,12 @@ class ServiceSpec:
     name: str
     id: int
     anycast: IPv4Address
-    kind: str = "passthrough"  # what its VNF processes do: passthrough|firewall|ids|dpi
+    kind: str = "passthrough"  # what its VNF processes do: passthrough|firewall|ids|dpi|scapy
     rules: tuple[str, ...] = ()  # firewall or dpi rules (vnf rule syntax), in order
     threshold_pps: float | None = None  # ids: flag flows above this rate (VNF default)
     reclassify_to: int | None = None  # ids: SPI of the chain flows above it are moved to
+    module: Path | None = None  # scapy: the user's module file (absolute)
+    params: dict[str, Any] = field(default_factory=dict, hash=False)  # scapy: for setup()
 
 
 @dataclass(frozen=True)
@@ -266,7 +272,41 @@ def _service(f: Fields) -> ServiceSpec:
     for key, value in (("threshold_pps", threshold), ("reclassify_to", reclassify_to)):
         if value is not None and kind != "ids":
             raise f.error(key, f"only kind ids has {key}, not {kind}")
-    return ServiceSpec(name, sid, anycast, kind, tuple(rules), threshold, reclassify_to)
+    module, params = _scapy_module(f, kind)
+    return ServiceSpec(name, sid, anycast, kind, tuple(rules), threshold, reclassify_to,
+                       module, params)
+
+
+def _scapy_module(f: Fields, kind: str) -> tuple[Path | None, dict[str, Any]]:
+    """``kind: scapy``: ``module`` (a Python file, relative to the topology file) that
+    exists, parses and defines ``process``, and ``params`` (a mapping of JSON values,
+    handed to the module's ``setup``). The module is not run here: the VNF imports it
+    at start and fails ``up`` with the error if it does not import."""
+    text = f.str("module", default=None)
+    params = f.raw("params", default=None)
+    if kind != "scapy":
+        for key, value in (("module", text), ("params", params)):
+            if value is not None:
+                raise f.error(key, f"only kind scapy has {key}, not {kind}")
+        return None, {}
+    if text is None:
+        raise f.error("module", "kind scapy needs a module: the path of a Python file "
+                                "defining process(pkt, ctx), relative to the topology file")
+    path = Path(os.path.normpath(Path(f.path).absolute().parent / Path(text).expanduser()))
+    problem = check_source(path)
+    if problem is not None:
+        raise f.error("module", problem + (" (module paths are relative to the topology "
+                                           "file)" if not path.exists() else ""))
+    if params is None:
+        return path, {}
+    if not isinstance(params, dict) or any(not isinstance(k, str) for k in params):
+        raise f.error("params", f"expected a mapping with text keys, got {params!r}")
+    try:
+        plain = json.loads(json.dumps(params, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise f.error("params", "expected strings, numbers, booleans, lists and mappings "
+                                f"only ({exc})") from None
+    return path, plain
 
 
 def _instance(f: Fields, nodes: set[str], services: set[str]) -> InstanceSpec:

@@ -8,20 +8,26 @@ Started by the topology builder inside the instance's namespace::
         --threshold-pps 500 --reclassify-to 20
     python -m vnf --name dpi1 --iface eth0 --service dpi --stats ... \\
         --rule "drop hex=deadbeef" --rule "count payload=/etc/passwd"
+    python -m vnf --name mark1 --iface eth0 --service scapy --stats ... \\
+        --module /path/to/vnfs/dscp_marker.py --params-json '{"dscp": 46}'
 
 Runs until SIGTERM, SIGINT or SIGHUP, then writes its final stats and exits 0. Exit
-status 2: bad options or configuration file; 1: the interface cannot be opened (missing,
-no CAP_NET_RAW) or the stats file cannot be written at start.
+status 2: bad options or configuration file; 3: the scapy service's module cannot be
+used (does not import, has no process(pkt, ctx), setup(params) raised; checked before
+the interface is opened); 1: the interface cannot be opened (missing, no CAP_NET_RAW) or
+the stats file cannot be written at start. Every failure is logged on stderr first.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import socket
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from dmano.macaddr import format_mac
 from dmano.yamlconf import ConfigError
@@ -31,6 +37,10 @@ from vnf.fastpath import Processor
 from vnf.packetio import PacketIO, make_io, open_packet_socket
 from vnf.services import AnyService, Firewall, Ids, make_service
 from vnf.stats import StatsWriter
+from vnf.usermodule import ModuleError
+
+if TYPE_CHECKING:
+    from vnf.scapy_service import ScapyService
 
 log = logging.getLogger("vnf")
 
@@ -83,11 +93,13 @@ class VnfRunner:
             self._write_failed = False
 
 
-def build_service(cfg: VnfConfig) -> AnyService:
+def build_service(cfg: VnfConfig) -> AnyService | ScapyService:
+    """The configured service; :class:`ModuleError` when a scapy module is unusable."""
     return make_service(cfg.service, rules=cfg.rules, default_action=cfg.default_action,
                         ids_threshold_pps=cfg.ids_threshold, reclassify_to=cfg.reclassify_to,
                         reclassify_idle_s=cfg.reclassify_idle, dpi_rules=cfg.dpi_rules,
-                        flows_max=cfg.flows_max)
+                        flows_max=cfg.flows_max, module=cfg.module, params=cfg.params,
+                        room=cfg.slot)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,18 +114,26 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s vnf[{cfg.name}] %(levelname)s %(name)s: %(message)s",
     )
     try:
+        service = build_service(cfg)
+    except ModuleError as exc:
+        log.error("cannot use the VNF module: %s", exc)
+        return 3
+    try:
         sock, mac = open_packet_socket(cfg.iface, cfg.rcvbuf)
     except OSError as exc:
         log.error("cannot open AF_PACKET socket on %s: %s%s", cfg.iface, exc,
                   " (needs root or CAP_NET_RAW)" if isinstance(exc, PermissionError) else "")
         return 1
     with sock:
-        return serve(cfg, sock, mac)
+        return serve(cfg, sock, mac, service)
 
 
-def serve(cfg: VnfConfig, sock: socket.socket, mac: bytes) -> int:
+def serve(cfg: VnfConfig, sock: socket.socket, mac: bytes,
+          service: AnyService | ScapyService | None = None) -> int:
     """Run the VNF on an opened socket until a signal; 0 on a clean stop."""
-    processor = Processor(mac, build_service(cfg), capacity=cfg.capacity, burst=cfg.burst,
+    if service is None:
+        service = build_service(cfg)
+    processor = Processor(mac, service, capacity=cfg.capacity, burst=cfg.burst,
                           work_us=cfg.work_us, flows_max=cfg.flows_max)
     writer = StatsWriter(cfg.stats, processor, name=cfg.name, iface=cfg.iface)
     try:
@@ -135,7 +155,12 @@ def serve(cfg: VnfConfig, sock: socket.socket, mac: bytes) -> int:
              if cfg.capacity is not None else "no capacity limit")
     log.info("%s on %s (%s), %s, %s I/O, stats %s", cfg.service, cfg.iface,
              format_mac(mac), limit, type(io).__name__, cfg.stats)
-    service = processor.service
+    if cfg.service == "scapy":
+        from vnf.scapy_service import ScapyService  # already imported by then
+
+        assert isinstance(service, ScapyService)
+        log.info("scapy: module %s (%s), params %s", service.path,
+                 ", ".join(service.module.hooks), json.dumps(service.params))
     if isinstance(service, Firewall | Dpi):
         for rule in service.rules:
             log.info("rule: %s", rule)

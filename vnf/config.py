@@ -23,12 +23,21 @@ reclassifies flows above ``ids_threshold`` packets/s to chain ``reclassify_to`` 
     ids_threshold: 500      # or --threshold-pps
     reclassify_to: 20       # --reclassify-to
     reclassify_idle: 5      # s a marked flow must be idle to be forgotten
+
+A ``scapy`` service runs the user's Python module (:mod:`vnf.scapy_service`)::
+
+    service: scapy
+    module: ../vnfs/dscp_marker.py   # --module; relative to this file (on the command
+                                     # line: to the current folder)
+    params: {dscp: 46}               # --params-json '{"dscp": 46}': given to setup()
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +81,8 @@ class VnfConfig:
     flows_max: int = 4096
     stats_interval: float = 0.5
     log_level: str = "info"
+    module: Path | None = None  # scapy: the user's module file
+    params: dict[str, Any] = field(default_factory=dict, hash=False)  # scapy: for setup()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reclassify-idle", type=float, metavar="S",
                    help=f"ids: a reclassified flow idle this long is forgotten (default "
                         f"{RECLASSIFY_IDLE_S:g})")
+    p.add_argument("--module", type=Path, metavar="PATH",
+                   help="scapy: the Python file whose process(pkt, ctx) handles every "
+                        "packet (see vnf/scapy_service.py)")
+    p.add_argument("--params-json", metavar="JSON",
+                   help="scapy: a JSON object handed to the module's setup(params)")
     p.add_argument("--io", choices=IO_KINDS, help="mmsg (batched, default) or simple")
     p.add_argument("--batch", type=int, help=f"frames per system call (default "
                                              f"{DEFAULT_BATCH})")
@@ -159,11 +175,33 @@ def _read_file(path: Path, cli_service: str | None) -> dict[str, Any]:
             values[key] = f.number(key, None, lo=lo, hi=hi, lo_open=lo_open)
         for key, (ilo, ihi) in _INT_LIMITS.items():
             values[key] = f.int(key, None, lo=ilo, hi=ihi)
+        module = f.str("module", None)
+        values["module"] = (path.parent / Path(module).expanduser()
+                            if module is not None else None)
+        params = f.mapping("params", None)
+        values["params"] = _json_object(params, lambda m: f.error("params", m))
         rules = f.list("rules", [])
         dpi = (cli_service or values["service"]) == "dpi"
         values["dpi_rules" if dpi else "rules"] = [_file_rule(f, i, item, dpi)
                                                    for i, item in enumerate(rules)]
     return values
+
+
+def _json_object(value: Any, error: Callable[[str], Exception]) -> dict[str, Any] | None:
+    """A mapping of JSON values as a plain dict (None stays None); ``error(message)``
+    makes the exception for anything else."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise error(f"expected a mapping (a JSON object), got {type(value).__name__}")
+    try:
+        plain = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise error(f"expected strings, numbers, booleans, lists and mappings only "
+                    f"({exc})") from None
+    if any(not isinstance(k, str) for k in value):
+        raise error("expected text keys")
+    return plain
 
 
 def _optional_choice(f: Fields, key: str, choices: tuple[str, ...]) -> str | None:
@@ -208,6 +246,28 @@ def _check_cli(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
                          f"got {value}")
 
 
+def _scapy_options(args: argparse.Namespace, values: dict[str, Any],
+                   parser: argparse.ArgumentParser) -> None:
+    """``--module`` and ``--params-json`` (over the file's module and params)."""
+    if args.module is not None:
+        values["module"] = args.module
+    if args.params_json is not None:
+        try:
+            params = json.loads(args.params_json)
+        except ValueError as exc:
+            parser.error(f"--params-json: not JSON: {exc}")
+        values["params"] = _json_object(params, lambda m: parser.error(f"--params-json: {m}"))
+    service = values["service"]
+    if service == "scapy" and values.get("module") is None:
+        parser.error("--service scapy needs --module PATH (a Python file defining "
+                     "process(pkt, ctx))")
+    if service != "scapy":
+        for key, option in (("module", "--module"), ("params", "--params-json")):
+            if values.get(key) is not None:
+                parser.error(f"{option}: only the scapy service runs a module, not "
+                             f"{service}")
+
+
 def parse_args(argv: list[str] | None = None) -> VnfConfig:
     """Command line (+ ``--config`` file) -> :class:`VnfConfig`; exits 2 on errors.
 
@@ -244,6 +304,7 @@ def parse_args(argv: list[str] | None = None) -> VnfConfig:
         parser.error(f"--reclassify-to: only the ids service reclassifies, not {service}")
     if values.get("reclassify_idle") is not None and values.get("reclassify_to") is None:
         parser.error("--reclassify-idle: only with --reclassify-to")
+    _scapy_options(args, values, parser)
     given = {k: v for k, v in values.items() if v is not None}
     given["stats"] = Path(given["stats"])
     return VnfConfig(rules=tuple(rules), dpi_rules=tuple(dpi_rules), **given)

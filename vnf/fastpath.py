@@ -15,7 +15,11 @@ copy and no per-packet object beyond a handful of ints. It returns :data:`FORWAR
 the index of the drop reason in :data:`REASONS`, and counts what it saw. A service may
 also answer :data:`RECLASSIFIED`: it rewrote the NSH service path header itself (RFC 7665
 reclassification, e.g. the ``ids`` moving a suspicious flow to another chain at SI 255),
-so the processor forwards the frame without decrementing the SI. Sent packets
+so the processor forwards the frame without decrementing the SI. A service that rebuilds
+the inner packet (``scapy``) may change the frame's length: it writes the new frame in
+place (within the receive slot) and answers ``resized(new_length)`` (a value at most
+:data:`RESIZED`); the processor then returns that verdict instead of :data:`FORWARD`, and
+the I/O layer sends ``forwarded_length(verdict, n)`` bytes. Sent packets
 are counted by the caller (:meth:`Processor.count_out`), because only it knows whether
 the send worked.
 
@@ -29,6 +33,8 @@ Checks, in order (the first that fails names the drop reason):
 ``si_zero``        service index 0 (the chain already ended; must not be decremented)
 ``over_capacity``  the token bucket (``capacity`` packets/s) is empty
 ``bad_inner`` / ``policy_drop``  decided by the service (see :mod:`vnf.services`)
+``vnf_error``      a user module (service ``scapy``) raised or returned something that is
+                   not an IPv4 packet (see :mod:`vnf.scapy_service`)
 
 The NSH TTL is left alone: connectors decrement it (DESIGN.md section 4).
 """
@@ -61,12 +67,25 @@ REASONS: tuple[str, ...] = (
     "policy_drop",
     "too_big",  # bigger than the receive slot (counted by the I/O layer)
     "tx_error",  # the kernel refused the send, e.g. ENOBUFS (counted by the I/O layer)
+    "vnf_error",  # the user's code failed on this packet (service scapy)
 )
 (TRUNCATED, NOT_NSH, BAD_VERSION, BAD_MD_TYPE, BAD_LENGTH, SI_ZERO, OVER_CAPACITY,
- BAD_INNER, POLICY_DROP, TOO_BIG, TX_ERROR) = range(len(REASONS))
+ BAD_INNER, POLICY_DROP, TOO_BIG, TX_ERROR, VNF_ERROR) = range(len(REASONS))
 FORWARD = -1
 #: a service's verdict: forward, the service already rewrote SPI/SI (no SI-1)
 RECLASSIFIED = -2
+#: verdicts at most RESIZED: forward a frame whose length changed (see :func:`resized`)
+RESIZED = -16
+
+
+def resized(length: int) -> int:
+    """The verdict "forward, the frame at ``buf[off:]`` is now ``length`` bytes long"."""
+    return RESIZED - length
+
+
+def forwarded_length(verdict: int, length: int) -> int:
+    """The length to send for a forward verdict (:data:`FORWARD` keeps ``length``)."""
+    return length if verdict == FORWARD else RESIZED - verdict
 
 # ethertype, base byte 0, base byte 1, base byte 2, (next protocol skipped), spi|si, ctx1
 _HDR = Struct("!12xHBBBxII")
@@ -130,10 +149,12 @@ class Processor:
 
     # -- the fast path ---------------------------------------------------------------
     def process(self, buf: bytearray, off: int, n: int) -> int:
-        """Handle the ``n``-byte frame at ``buf[off:]`` in place; FORWARD or a drop reason.
+        """Handle the ``n``-byte frame at ``buf[off:]`` in place; FORWARD, a resized
+        verdict (at most :data:`RESIZED`) or a drop reason.
 
-        On FORWARD the frame (same length) is ready to send back on the interface.
-        Never raises for any content of the buffer.
+        On FORWARD the frame (same length) is ready to send back on the interface; on a
+        resized verdict it is ready too, :func:`forwarded_length` bytes long. Never raises
+        for any content of the buffer.
         """
         self.packets_in += 1
         self.bytes_in += n
@@ -185,17 +206,18 @@ class Processor:
             busy_wait(self.work_s)
 
         inspect = self.service.inspect
-        if inspect is not None:
-            verdict = inspect(buf, off, n)
-            if verdict >= 0:
-                self.drops[verdict] += 1
-                return verdict
-            if verdict != RECLASSIFIED:
-                buf[off + 21] = si - 1
-        else:
+        if inspect is None:
+            buf[off + 21] = si - 1
+            buf[off:off + 12] = buf[off + 6:off + 12] + self.mac
+            return FORWARD
+        verdict = inspect(buf, off, n)
+        if verdict >= 0:
+            self.drops[verdict] += 1
+            return verdict
+        if verdict != RECLASSIFIED:
             buf[off + 21] = si - 1
         buf[off:off + 12] = buf[off + 6:off + 12] + self.mac
-        return FORWARD
+        return FORWARD if verdict > RESIZED else verdict
 
     # -- helpers for the I/O layer and tests -----------------------------------------
     def count_out(self, packets: int, nbytes: int) -> None:
@@ -215,10 +237,12 @@ class Processor:
     def handle(self, frame: bytes) -> bytes | None:
         """Process one frame as if received and sent: the frame to send, or None."""
         buf = bytearray(frame)
-        if self.process(buf, 0, len(buf)) != FORWARD:
+        verdict = self.process(buf, 0, len(buf))
+        if verdict >= 0:
             return None
-        self.count_out(1, len(buf))
-        return bytes(buf)
+        length = forwarded_length(verdict, len(frame))
+        self.count_out(1, length)
+        return bytes(buf[:length])
 
     def drop_counts(self) -> dict[str, int]:
         return dict(zip(REASONS, self.drops, strict=True))

@@ -29,7 +29,7 @@ import struct
 import time
 from typing import Any, Literal, Protocol
 
-from vnf.fastpath import ETH_P_NSH, FORWARD, TOO_BIG, TX_ERROR, Processor
+from vnf.fastpath import ETH_P_NSH, FORWARD, RESIZED, TOO_BIG, TX_ERROR, Processor
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,9 @@ class MmsgIO:
                 verdict = TOO_BIG
             else:
                 verdict = process(buf, i * slot, length)
-            if verdict == FORWARD:
+            if verdict < 0:  # FORWARD, or resized (service scapy)
+                if verdict != FORWARD:
+                    length = RESIZED - verdict
                 iov_words[i * _IOV_WORDS + _IOVLEN_WORD] = length
                 lens[i] = length
                 if start < 0:
@@ -311,8 +313,11 @@ class SimpleIO:
             if length > slot:
                 p.count_oversize(length)
                 continue
-            if p.process(buf, 0, length) != FORWARD:
+            verdict = p.process(buf, 0, length)
+            if verdict >= 0:
                 continue
+            if verdict != FORWARD:  # resized (service scapy)
+                length = RESIZED - verdict
             try:
                 send(view[:length], MSG_DONTWAIT)
             except OSError as exc:

@@ -37,15 +37,21 @@ does the NSH checks, the capacity limit and the rewrite around it.
 ``dpi``
     Payload patterns on the inner packet (:mod:`vnf.dpi`): ``drop``, ``allow`` or
     ``count`` rules, e.g. ``drop hex=deadbeef``, ``count payload=/etc/passwd``.
+``scapy``
+    The user's own Python module (``module``, with ``params``): its ``process(pkt,
+    ctx)`` gets every inner packet as a scapy ``IP`` object and returns the packet to
+    send on or None (:mod:`vnf.scapy_service`, which alone imports scapy, and only when
+    this service is made).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from struct import Struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vnf.dpi import Dpi, DpiRule
 from vnf.fastpath import (
@@ -68,12 +74,15 @@ from vnf.rules import (
     rule_from_fields,
 )
 
+if TYPE_CHECKING:
+    from vnf.scapy_service import ScapyService
+
 __all__ = ["PROTOCOLS", "SERVICES", "Dpi", "DpiRule", "Firewall", "Ids", "Passthrough",
            "Rule", "RuleError", "make_service", "parse_rule", "rule_from_fields"]
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("passthrough", "firewall", "ids", "dpi")
+SERVICES = ("passthrough", "firewall", "ids", "dpi", "scapy")
 MAX_SPI = (1 << 24) - 1
 RECLASSIFY_IDLE_S = 5.0  # a marked flow idle this long is forgotten
 RATE_WINDOW_S = 1.0
@@ -294,7 +303,12 @@ def make_service(name: str, *, rules: list[Rule] | tuple[Rule, ...] = (),
                  default_action: str = "allow", ids_threshold_pps: float = 1000.0,
                  reclassify_to: int | None = None, reclassify_idle_s: float = RECLASSIFY_IDLE_S,
                  dpi_rules: list[DpiRule] | tuple[DpiRule, ...] = (),
-                 flows_max: int = 4096) -> AnyService:
+                 flows_max: int = 4096, module: str | Path | None = None,
+                 params: Mapping[str, Any] | None = None,
+                 room: int | None = None) -> AnyService | ScapyService:
+    """The service ``name`` with its settings. ``scapy`` imports scapy and the user's
+    ``module`` (``room``: the receive slot) and may raise
+    :class:`vnf.usermodule.ModuleError`."""
     if name == "passthrough":
         return Passthrough()
     if name == "firewall":
@@ -304,5 +318,12 @@ def make_service(name: str, *, rules: list[Rule] | tuple[Rule, ...] = (),
                    flows_max=flows_max)
     if name == "dpi":
         return Dpi(dpi_rules)
+    if name == "scapy":
+        if module is None:
+            raise ValueError("service scapy needs a module (the path of a Python file)")
+        from vnf.scapy_service import ScapyService  # scapy is slow to import: only here
+
+        extra = {"room": room} if room is not None else {}
+        return ScapyService.from_file(module, params, flows_max=flows_max, **extra)
     raise ValueError(f"unknown service {name!r} (known: {', '.join(SERVICES)})")
 

@@ -10,7 +10,7 @@ Format (``format`` 1; new keys may be added, existing ones keep their meaning)::
     {
       "format": 1,
       "name": "fw1",                 instance name (--name)
-      "service": "firewall",         passthrough | firewall | ids | dpi
+      "service": "firewall",         passthrough | firewall | ids | dpi | scapy
       "iface": "eth0",
       "mac": "02:00:00:00:00:01",    source MAC of the frames the VNF sends
       "pid": 1234,
@@ -27,7 +27,7 @@ Format (``format`` 1; new keys may be added, existing ones keep their meaning)::
       "packets_out": 1500, "bytes_out": 150000,
       "dropped": {"truncated": 0, "not_nsh": 0, "bad_version": 0, "bad_md_type": 0,
                   "bad_length": 0, "si_zero": 0, "over_capacity": 300, "bad_inner": 0,
-                  "policy_drop": 75, "too_big": 0, "tx_error": 0},
+                  "policy_drop": 75, "too_big": 0, "tx_error": 0, "vnf_error": 0},
       "dropped_total": 375,
       "flows": {"1a2b3c4d": 930, ...},  packets received per ctx1 (flow hash, 8 hex
                                      digits), most recently seen first, at most
@@ -39,7 +39,10 @@ Format (``format`` 1; new keys may be added, existing ones keep their meaning)::
                                      {ctx1_hex: pps}} and, with --reclassify-to,
                                      "reclassified" (below); dpi {"packets_scanned",
                                      "bytes_scanned", "packets_matched", "rules":
-                                     [{"rule", "hits"}]}; passthrough {}
+                                     [{"rule", "hits"}]}; scapy: see
+                                     vnf/scapy_service.py ("calls", "returned_none",
+                                     "vnf_errors", "errors", "user", ...);
+                                     passthrough {}
     }
 
 ``service_stats.reclassified`` (ids with ``--reclassify-to``)::

@@ -153,7 +153,7 @@ def test_service_kind_and_rules():
     assert ok.services[0].kind == "firewall" and ok.services[0].rules == ("drop proto=udp",)
     msg = error_of(BASE.replace("anycast: 10.254.1.1}", "anycast: 10.254.1.1, kind: nat}"))
     assert msg == "t.yaml:7: services[0].kind: expected one of passthrough, firewall, ids, " \
-                  "dpi, got 'nat'"
+                  "dpi, scapy, got 'nat'"
     msg = error_of(BASE.replace("anycast: 10.254.1.1}",
                                 "anycast: 10.254.1.1, kind: firewall, rules: ['drop prot=x']}"))
     assert msg.startswith("t.yaml:7: services[0].rules: item 0: ")
