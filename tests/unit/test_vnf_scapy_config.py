@@ -209,7 +209,7 @@ def test_shipped_scapy_chain_topology() -> None:
     assert kinds == {
         "FW": ("firewall", None, {}),
         "MARK": ("scapy", ROOT / "vnfs" / "dscp_marker.py", {"dscp": 46}),
-        "METER": ("scapy", ROOT / "vnfs" / "rate_meter.py", {"period_s": 5}),
+        "METER": ("scapy", ROOT / "vnfs" / "rate_meter.py", {"period_s": 2}),
     }
     assert [c.services for c in topo.chains] == [("FW", "MARK", "METER")]
 
