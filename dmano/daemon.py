@@ -404,7 +404,8 @@ class Dmano:
                          "pending_withdrawals": sorted(self.session.pending_withdrawals)},
             "lsdb": {"routers": len(view.routers), "networks": len(view.networks),
                      "instances": len(view.instances),
-                     "malformed": self.mirror.stats.as_dict()},
+                     "malformed": self.mirror.stats.as_dict(),
+                     "replacement_deletes_ignored": self.mirror.replaced_ignored},
             "local_instances": {
                 name: {"up": st.up, "reason": st.reason, "pid": st.pid,
                        "load": st.measurement.load, "cpu": st.measurement.cpu_percent,

@@ -80,6 +80,9 @@ class P4RuntimeConnector:
         self.info: P4InfoIndex | None = None
         self.state = DesiredState()
         self.member_ids: dict[MemberKey, int] = {}
+        # ids the connector holds that no key maps to: a second member with the same
+        # action as another (left by a D-MANO killed between two writes), never reused
+        self.reserved_ids: set[int] = set()
         self.writes = 0
         self.zero_weights: bool | None = None  # does the connector take weight-0 members?
         self._lock = threading.Lock()
@@ -123,7 +126,7 @@ class P4RuntimeConnector:
         with self._lock:
             try:
                 self.connect()
-                self.state, self.member_ids = self._read()
+                self.state, self.member_ids, self.reserved_ids = self._read()
             except ConnectorUnavailableError:
                 raise
             except Exception as exc:
@@ -137,7 +140,7 @@ class P4RuntimeConnector:
             out.extend(response.entities)
         return out
 
-    def _read(self) -> tuple[DesiredState, dict[MemberKey, int]]:
+    def _read(self) -> tuple[DesiredState, dict[MemberKey, int], set[int]]:
         from p4.v1 import p4runtime_pb2
 
         info = self.info
@@ -174,7 +177,14 @@ class P4RuntimeConnector:
             if name == "Ingress.set_config":
                 state.config = (str(IPv4Address(p["local_ip"])), format_mac(p["router_mac"]),
                                 format_mac(p["local_mac"]))
-        return state, {k: i for i, k in members.items()}
+        ids: dict[MemberKey, int] = {}
+        for mid in sorted(members):  # the same action twice: the lowest id stands for it
+            ids.setdefault(members[mid], mid)
+        reserved = set(members) - set(ids.values())
+        if reserved:
+            log.warning("the connector holds member(s) %s with the same action as others: "
+                        "left alone, their ids not reused", sorted(reserved))
+        return state, ids, reserved
 
     def _learn_entry(self, state: DesiredState, table: str, te: Any) -> None:
         info = self.info
@@ -359,7 +369,7 @@ class P4RuntimeConnector:
     def _new_member_id(self, key: MemberKey) -> int:
         if key in self.member_ids:
             return self.member_ids[key]
-        used = set(self.member_ids.values())
+        used = set(self.member_ids.values()) | self.reserved_ids
         for mid in range(1, MAX_MEMBER_ID + 1):
             if mid not in used:
                 self.member_ids[key] = mid

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from dmano import lsa
 from dmano.lsdb import (
     INITIAL_SEQ,
+    MAX_AGE,
     PARSE_REASONS,
     LsaHeader,
     LsaParseError,
@@ -396,15 +397,26 @@ def test_mirror_router_lifecycle() -> None:
 
 def test_mirror_delete() -> None:
     m = LsdbMirror()
-    raw = build_router_lsa(R1, [P2P], seq=10)
+    raw = build_router_lsa(R1, [P2P], seq=10, age=MAX_AGE)
     assert not m.apply_delete(raw)  # nothing to delete
-    assert m.apply_update(raw)
-    assert not m.apply_delete(build_router_lsa(R1, [P2P], seq=9))  # older: ignored
+    assert m.apply_update(build_router_lsa(R1, [P2P], seq=10))
+    assert not m.apply_delete(build_router_lsa(R1, [P2P], seq=9, age=MAX_AGE))  # older
     assert m.stale_ignored == 1
     assert m.view.routers
     assert m.apply_delete(raw[:20])  # only the header is needed
     assert m.view.routers == {}
     assert not m.apply_delete(raw)
+
+
+def test_replacement_delete_keeps_the_router() -> None:
+    """ospfd reports the old instance of a replaced LSA as deleted (below MaxAge) before
+    the new one's update: the router must not vanish in between."""
+    m = LsdbMirror()
+    assert m.apply_update(build_router_lsa(R1, [P2P], seq=0x8000000B, age=2))
+    assert not m.apply_delete(build_router_lsa(R1, [P2P], seq=0x8000000B, age=2))
+    assert m.view.routers[R1].links == (P2P,) and m.replaced_ignored == 1
+    assert m.apply_update(build_router_lsa(R1, [P2P, STUB], seq=0x8000000C, age=1))
+    assert m.view.routers[R1].links == (P2P, STUB)
 
 
 def test_mirror_network() -> None:
@@ -417,9 +429,10 @@ def test_mirror_network() -> None:
     assert m.apply_update(build_network_lsa(net, R2, mask, [R2, R3]))
     assert m.view.networks[net].adv_router == R2
     # ... and the old DR's flush does not remove the new DR's network
-    assert not m.apply_delete(build_network_lsa(net, R1, mask, [R1, R2]))
+    assert not m.apply_delete(build_network_lsa(net, R1, mask, [R1, R2], age=MAX_AGE))
     assert m.view.networks[net].adv_router == R2
-    assert m.apply_delete(build_network_lsa(net, R2, mask, [R2, R3]))
+    assert not m.apply_delete(build_network_lsa(net, R2, mask, [R2, R3]))  # replaced
+    assert m.apply_delete(build_network_lsa(net, R2, mask, [R2, R3], age=MAX_AGE))
     assert m.view.networks == {}
 
 

@@ -161,3 +161,26 @@ def test_draining_member_on_a_connector_that_refuses_weight_zero(tmp_path: Path)
             second.close()
     finally:
         srv.stop()
+
+
+def test_duplicate_members_left_by_a_killed_writer_do_not_block_new_ones(
+        null_server: P4RuntimeServer) -> None:
+    """Two members with the same action (a D-MANO killed between writes can leave that):
+    a restarted writer maps the action to one id and never reuses the other id (it used
+    to take it for a new member and fail with ALREADY_EXISTS on every retry)."""
+    first = writer(null_server)
+    try:
+        first.write([MemberOp("set", LOCAL)])
+        first.member_ids = {REMOTE: 1}  # as if it had lost track: LOCAL gets id 2 too
+        first.write([MemberOp("set", LOCAL)])  # the same action, a second id
+        assert first.member_ids == {REMOTE: 1, LOCAL: 2}
+    finally:
+        first.close()
+    second = writer(null_server)
+    try:
+        second.read_state()
+        assert second.member_ids == {LOCAL: 1} and second.reserved_ids == {2}
+        second.write([MemberOp("set", REMOTE)])
+        assert second.member_ids[REMOTE] == 3
+    finally:
+        second.close()
