@@ -92,6 +92,7 @@ class InstanceConf:
     port: int = 0
     mac: str = ""
     cost: int | None = None
+    cpu_cores: float = 1.0  # the CPU its VNF may use: 100 % cpu_percent per core
 
 
 @dataclass(frozen=True)
@@ -253,4 +254,5 @@ def _instance(f: Fields, ids: set[int]) -> InstanceConf:
         port=f.int("port", default=0, lo=0, hi=511),
         mac=f.str("mac", default="", pattern=MAC_PATTERN, hint="a MAC like 02:00:00:01:10:01"),
         cost=f.int("cost", default=None, lo=1, hi=65535),
+        cpu_cores=f.number("cpu_cores", default=1.0, lo=0.01, hi=1024),
     )

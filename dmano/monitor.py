@@ -150,7 +150,7 @@ class Monitor:
         except psutil.Error:
             return down(f"VNF process {pid} is gone")
         return InstanceStatus(True, "", Measurement(
-            capacity=capacity, load=load, cpu_percent=cpu,
+            capacity=capacity, load=load, cpu_percent=cpu, cpu_cores=inst.cpu_cores,
             configured_cost=inst.cost), pid)
 
     def _process(self, pid: int) -> psutil.Process | None:

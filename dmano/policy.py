@@ -54,9 +54,11 @@ Policy file fields
     ``utilisation``
         ``cost = max_cost * u`` clamped to ``[min_cost, max_cost]`` and rounded half up,
         where ``u = load / capacity`` (``source: load``, the default) or
-        ``u = cpu_percent / 100`` (``source: cpu``; falls back to load when no CPU
-        measurement is available). ``max_cost`` (integer >= 1, default 100); ``min_cost``
-        (integer >= 1, default 1). An instance with no capacity counts as saturated.
+        ``u = cpu_percent / (100 * cpu_cores)`` (``source: cpu``: the VNF process's CPU
+        use over the cores it may use, its ``cpu_limit`` in the topology, else 1; falls
+        back to load when no CPU measurement is available). ``max_cost`` (integer >= 1,
+        default 100); ``min_cost`` (integer >= 1, default 1). An instance with no capacity
+        counts as saturated.
 
 ``weight`` (mapping, or just the function name as a string)
     How the path costs (network cost + VNF cost) of a service's live candidates become
@@ -151,6 +153,7 @@ class Measurement:
     capacity: float = 0.0  # processing units per second
     load: float = 0.0  # processing units per second, currently used
     cpu_percent: float | None = None  # CPU use of the VNF process(es), 100 = one core
+    cpu_cores: float = 1.0  # the CPU the VNF may use (its cgroup limit, default one core)
     configured_cost: int | None = None  # the instance's cost in the node configuration
 
 
@@ -211,7 +214,7 @@ class UtilisationCost(CostFunction):
 
     def utilisation(self, m: Measurement) -> float:
         if self.source == "cpu" and m.cpu_percent is not None:
-            return max(m.cpu_percent, 0.0) / 100.0
+            return max(m.cpu_percent, 0.0) / (100.0 * max(m.cpu_cores, 0.01))
         if m.capacity <= 0:
             return 1.0
         return max(m.load, 0.0) / m.capacity

@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from connector_p4 import bmv2_build, bmv2_target
 from dmano.policy import load_policy, shipped_policy
 from dmano.procutil import ProcessDiedError, terminate, wait_for_path
 from topologies import addressing as addr
-from topologies import faults, frr, health
+from topologies import cgroups, faults, frr, health
 from topologies.health import tail as _tail
 from topologies.nodeconf import vnf_stats_path, write_node_config
 from topologies.readiness import wait_converged
@@ -428,7 +429,8 @@ class Network:
         faults.undrain_instance(self, name)
 
     # -- processes of the project inside the namespaces ---------------------------------
-    def start_process(self, name: str, node: str, args: list[str], logfile: Path) -> None:
+    def start_process(self, name: str, node: str, args: list[str], logfile: Path,
+                      prefix: Sequence[str] = ()) -> None:
         """Start a long-running process inside ``node``'s namespace, logged and registered."""
         assert self.registry is not None
         if name in self.processes and self.processes[name].poll() is None:
@@ -438,7 +440,7 @@ class Network:
         # private /sys without the bpffs pins); our processes keep the host's mounts
         netns = self.nodes[node].netns
         with open(logfile, "ab") as out:
-            proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{netns}", *args],
+            proc = subprocess.Popen([*prefix, "nsenter", f"--net=/run/netns/{netns}", *args],
                                     stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, cwd=str(self.run_folder),
                                     start_new_session=True)
@@ -471,7 +473,10 @@ class Network:
             args += ["--reclassify-to", str(svc.reclassify_to)]
         if svc.module is not None:
             args += ["--module", str(svc.module), "--params-json", json.dumps(svc.params)]
-        self.start_process(f"vnf-{name}", name, args, self.run_folder / "vnf" / f"{name}.log")
+        prefix = [] if inst.cpu_limit is None else cgroups.limit_cpu(
+            self.registry, f"vnf-{name}", inst.cpu_limit)  # type: ignore[arg-type]
+        self.start_process(f"vnf-{name}", name, args, self.run_folder / "vnf" / f"{name}.log",
+                           prefix)
 
     def stop_vnf(self, name: str, sig: int = signal.SIGTERM) -> int | None:
         return self.stop_process(f"vnf-{name}", sig)

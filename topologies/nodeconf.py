@@ -58,6 +58,7 @@ def node_config(topo: Topology, node: str, run_folder: Path, policy: Path,
             "capacity": i.capacity, "stats": str(vnf_stats_path(run_folder, i.name)),
             "port": addr.vnf_port(i.id), "mac": addr.mac(n, 1, i.id, 1),
             **({"cost": i.cost} if i.cost is not None else {}),
+            **({"cpu_cores": i.cpu_limit} if i.cpu_limit is not None else {}),
         } for i in topo.instances if i.node == node],
     }
 

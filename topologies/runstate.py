@@ -79,6 +79,7 @@ class Registry:
     namespaces: list[str] = field(default_factory=list)
     bpf_dirs: list[str] = field(default_factory=list)
     processes: list[dict] = field(default_factory=list)  # {pid, start, name}
+    cgroup_dirs: list[str] = field(default_factory=list)  # CPU limits (topologies.cgroups)
 
     @property
     def path(self) -> Path:
@@ -89,7 +90,7 @@ class Registry:
             "run_id": self.run_id, "owner_pid": self.owner_pid,
             "owner_start": self.owner_start, "topology": self.topology,
             "namespaces": self.namespaces, "bpf_dirs": self.bpf_dirs,
-            "processes": self.processes,
+            "processes": self.processes, "cgroup_dirs": self.cgroup_dirs,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
@@ -106,6 +107,7 @@ class Registry:
             owner_pid=data.get("owner_pid", 0), owner_start=data.get("owner_start"),
             topology=data.get("topology", ""), namespaces=data.get("namespaces", []),
             bpf_dirs=data.get("bpf_dirs", []), processes=data.get("processes", []),
+            cgroup_dirs=data.get("cgroup_dirs", []),
         )
 
     # -- recording -------------------------------------------------------------------
@@ -118,6 +120,10 @@ class Registry:
 
     def add_bpf_dir(self, path: Path) -> None:
         self.bpf_dirs.append(str(path))
+        self.save()
+
+    def add_cgroup_dir(self, path: Path) -> None:
+        self.cgroup_dirs.append(str(path))
         self.save()
 
     def add_process(self, pid: int, name: str) -> None:
@@ -244,6 +250,10 @@ def clean_run(reg: Registry) -> None:
         daemon = str(p.get("name", "")).rpartition(":")[2]
         if daemon in frr_daemons and not alive(p["pid"], p.get("start")):
             remove_crashlog_dir(daemon, p["pid"])
+    if reg.cgroup_dirs:  # after the processes in them have ended
+        from topologies.cgroups import remove_cgroup_dirs
+
+        remove_cgroup_dirs(reg.cgroup_dirs)
     for d in [*reg.bpf_dirs, str(BPF_ROOT / reg.run_id)]:
         shutil.rmtree(d, ignore_errors=True)
     with contextlib.suppress(OSError):

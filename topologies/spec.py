@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ class InstanceSpec:
     cost: int | None = None  # fixed VNF cost (overrides the cost policy) if set
     start: bool = True  # False: created but not started until a scenario starts it
     id: int = 0  # opaque id, unique per node (position among the node's instances + 1)
+    cpu_limit: float | None = None  # CPU cores its VNF process may use (a cgroup quota)
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,7 @@ def _instance(f: Fields, nodes: set[str], services: set[str]) -> InstanceSpec:
         capacity=f.int("capacity", lo=1, hi=10_000_000),
         cost=f.int("cost", default=None, lo=1, hi=65535),
         start=f.bool("start", default=True),
+        cpu_limit=f.number("cpu_limit", default=None, lo=0.05, hi=64),
     )
 
 
@@ -427,8 +429,7 @@ def _number_instances(instances: list[InstanceSpec]) -> list[InstanceSpec]:
         if per_node[inst.node] > MAX_INSTANCES_PER_NODE:
             raise ValueError(f"node {inst.node}: at most {MAX_INSTANCES_PER_NODE} VNF "
                              "instances per node (connector VNF ports 16..63)")
-        out.append(InstanceSpec(inst.name, inst.service, inst.node, inst.capacity,
-                                inst.cost, inst.start, per_node[inst.node]))
+        out.append(replace(inst, id=per_node[inst.node]))
     return out
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dmano.policy import Policy
+from dmano.policy import Policy, shipped_policy_names
 from scenarios.arrivals import EPS as _EPS
 from scenarios.arrivals import PROCESSES
 from topologies.spec import Topology
 
-SHIPPED_POLICIES = ("paper", "inverse-cost", "static")
+SHIPPED_POLICIES = tuple(shipped_policy_names())  # dmano/policies/*.yaml
 ARRIVALS = PROCESSES  # constant | poisson (scenarios.arrivals)
 INSTANCE_ACTIONS = ("start_instance", "stop_instance", "fail_instance", "restore_instance")
 LINK_ACTIONS = ("fail_link", "restore_link")

@@ -175,7 +175,7 @@ def test_shipped_fault_scenarios(name: str) -> None:
         ("{name: phase2,", "{name: phase1,",
          "t.yaml:21: measure.windows[1].name: duplicate name phase1 (first at windows[0])"),
         ("policy: paper", "policy: fancy",
-         "t.yaml:2: policy: expected one of paper, inverse-cost, static or a path"),
+         "t.yaml:2: policy: expected one of cpu, inverse-cost, paper, static or a path"),
         ("policy: paper", "policy: nothere.yaml", "t.yaml:2: policy: no such file"),
         ("topology: ../topologies/paper_eval.yaml", "topology: nothere.yaml",
          "t.yaml:1: topology: no such file"),

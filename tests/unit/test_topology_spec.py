@@ -232,7 +232,7 @@ def test_start_vnf_passes_the_service_settings(tmp_path, monkeypatch):
     net.registry = SimpleNamespace(folder=tmp_path)  # type: ignore[assignment]
     started = {}
     monkeypatch.setattr(net, "start_process",
-                        lambda name, node, args, log: started.setdefault(name, args))
+                        lambda name, node, args, log, *_: started.setdefault(name, args))
     for inst in ("ids1", "dpi1", "fw1"):
         net.start_vnf(inst)
     ids_args = started["vnf-ids1"]

@@ -188,7 +188,7 @@ def test_start_vnf_passes_module_and_params(tmp_path: Path, monkeypatch) -> None
     net.registry = SimpleNamespace(folder=tmp_path)  # type: ignore[assignment]
     started: dict[str, list[str]] = {}
     monkeypatch.setattr(net, "start_process",
-                        lambda name, node, args, log: started.setdefault(name, args))
+                        lambda name, node, args, log, *_: started.setdefault(name, args))
     net.start_vnf("mark1")
     net.start_vnf("fw1")
     args = started["vnf-mark1"]
