@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dmano.policy import shipped_policy_names
 from tests.integration.conftest import ROOT, TOPO_DIR, our_namespaces, wait_for
 from topologies import health, runstate
 from topologies.network import Network
@@ -82,7 +83,8 @@ def test_bad_policy_fails_before_anything_is_created(tmp_path: Path) -> None:
                           "--policy", "nosuch"], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 2
-    assert "--policy: unknown policy 'nosuch' (shipped: inverse-cost, paper, static" \
+    shipped = ", ".join(shipped_policy_names())
+    assert f"--policy: unknown policy 'nosuch' (shipped: {shipped}; or give a .yaml file)" \
         in out.stderr
     bad = tmp_path / "bad.yaml"
     static = (ROOT / "dmano" / "policies" / "static.yaml").read_text()
