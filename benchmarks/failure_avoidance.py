@@ -25,6 +25,7 @@ import statistics
 import time
 from pathlib import Path
 
+from benchmarks.dmano_propagation import pct
 from dmano.policy import shipped_policy
 from topologies import addressing as addr
 from topologies import frr
@@ -144,11 +145,6 @@ def _plain(topo: Topology) -> dict:
     return {"name": topo.name.replace("-vnf", ""), "nodes": [{"name": x.name} for x in
                                                              topo.nodes],
             "links": [{"a": lk.a, "b": lk.b, "cost": lk.cost} for lk in topo.links]}
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def ms(values: list[float], p: float | None = None) -> str:

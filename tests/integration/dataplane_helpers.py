@@ -33,6 +33,24 @@ print("SENT", sent)
 """
 
 
+def start_flows(net: Network, host: str, dst: str, *, port: int = 5000, sport0: int = 20000,
+                flows: int = 1, packets: int = 1, size: int = 64,
+                gap_s: float = 0.0) -> subprocess.Popen:
+    """send_flows in the background; sent_of(proc) waits and returns the count."""
+    script = net.run_folder / "send_flows.py"
+    script.write_text(SENDER)
+    return subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{net.nodes[host].netns}", sys.executable, str(script),
+         dst, str(port), str(sport0), str(flows), str(packets), str(size), str(gap_s)],
+        stdout=subprocess.PIPE, text=True)
+
+
+def sent_of(proc: subprocess.Popen, timeout: float = 120) -> int:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return int(out.split()[-1])
+
+
 def send_flows(net: Network, host: str, dst: str, *, port: int = 5000, sport0: int = 20000,
                flows: int = 1, packets: int = 1, size: int = 64, gap_s: float = 0.0,
                timeout: float = 120) -> int:

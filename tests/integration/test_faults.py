@@ -17,7 +17,9 @@ from connector_p4.flowhash import flow_hash
 from dmano.policy import shipped_policy
 from tests.integration.conftest import ROOT, TOPO_DIR, wait_for
 from tests.integration.dataplane_helpers import (
-    SENDER,
+    send_flows,
+    sent_of,
+    start_flows,
     udp_sink_start,
     udp_sink_stop,
     vnf_stats,
@@ -47,22 +49,6 @@ def fig3_full():
             wait_for(f"both FW instances at {n.name}",
                      lambda n=n: set(table(net, n.name)) == {"fw_b", "fw_d"}, 20)
         yield net
-
-
-def start_sender(net: Network, *, sport0: int, flows: int, packets: int,
-                 gap_s: float) -> subprocess.Popen:
-    script = net.run_folder / "send_flows.py"
-    script.write_text(SENDER)
-    return subprocess.Popen(
-        ["nsenter", f"--net=/run/netns/{net.nodes['src'].netns}", sys.executable,
-         str(script), DST, "5000", str(sport0), str(flows), str(packets), "64", str(gap_s)],
-        stdout=subprocess.PIPE, text=True)
-
-
-def sent_of(proc: subprocess.Popen) -> int:
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
-    return int(out.split()[-1])
 
 
 def ctx1s(sport0: int, flows: int) -> set[str]:
@@ -95,7 +81,7 @@ def test_drained_instance_keeps_its_flows_and_gets_no_new_one(fig3_full):
     net = fig3_full
     sink = udp_sink_start(net, "dst")
     # within the VNFs' capacity (150 packets/s each, a quarter second of queue): 50/s
-    old = start_sender(net, sport0=21000, flows=20, packets=15, gap_s=0.02)  # 6 s
+    old = start_flows(net, "src", DST, sport0=21000, flows=20, packets=15, gap_s=0.02)  # 6 s
     try:
         old_on_d = set()
 
@@ -111,7 +97,7 @@ def test_drained_instance_keeps_its_flows_and_gets_no_new_one(fig3_full):
             assert table(net, n.name)["fw_d"][0] == 0
         packets_d = {k: v for k, v in vnf_stats(net, "fw_d")["flows"].items()
                      if k in old_on_d}
-        new = start_sender(net, sport0=31000, flows=20, packets=2, gap_s=0.02)
+        new = start_flows(net, "src", DST, sport0=31000, flows=20, packets=2, gap_s=0.02)
         sent = sent_of(new) + sent_of(old)
         assert wait_sink_total(sink, sent) == sent  # nothing lost
     finally:
@@ -144,13 +130,8 @@ def test_daemon_fault_and_restore(fig3_full, daemon):
         if daemon in ("dmano", "connector"):  # the data plane keeps its last weights
             sink = udp_sink_start(net, "dst", port=5001)
             try:
-                script = net.run_folder / "send_flows.py"
-                script.write_text(SENDER)
-                out = subprocess.run(
-                    ["nsenter", f"--net=/run/netns/{net.nodes['src'].netns}", sys.executable,
-                     str(script), DST, "5001", "41000", "20", "5", "64", "0.01"],
-                    capture_output=True, text=True, timeout=60, check=True)
-                sent = int(out.stdout.split()[-1])
+                sent = send_flows(net, "src", DST, port=5001, sport0=41000, flows=20,
+                                  packets=5, gap_s=0.01)
                 assert wait_sink_total(sink, sent) == sent
             finally:
                 udp_sink_stop(sink)

@@ -4,17 +4,15 @@ counters; an exception on every tenth packet drops just those packets (vnf_error
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import TOPO_DIR, wait_for
 from tests.integration.dataplane_helpers import (
-    SENDER,
     capture,
     read_capture,
+    send_flows,
     udp_sink_start,
     udp_sink_stop,
     vnf_stats,
@@ -66,13 +64,8 @@ def test_own_scapy_module_on_the_wire_and_in_its_counters(tmp_path: Path):
         wait_capture_ready(tap)
         sink = udp_sink_start(net, "dst")
         try:
-            script = net.run_folder / "send_flows.py"
-            script.write_text(SENDER)
-            out = subprocess.run(
-                ["nsenter", f"--net=/run/netns/{net.nodes['src'].netns}", sys.executable,
-                 str(script), DST, "5000", "30000", "10", "20", "64", "0.005"],
-                capture_output=True, text=True, timeout=60, check=True)
-            sent = int(out.stdout.split()[-1])
+            sent = send_flows(net, "src", DST, sport0=30000, flows=10, packets=20,
+                              gap_s=0.005)
             assert sent == 200
             assert wait_sink_total(sink, 180) == 180  # every tenth packet dropped
         finally:

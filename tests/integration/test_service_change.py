@@ -4,14 +4,12 @@ after the IDS for that flow only; connectors follow the new SPI to the DPI, then
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from tests.integration.conftest import TOPO_DIR, wait_for
 from tests.integration.dataplane_helpers import (
-    SENDER,
     capture,
     read_capture,
+    sent_of,
+    start_flows,
     udp_sink_start,
     udp_sink_stop,
     vnf_stats,
@@ -25,16 +23,6 @@ from topologies.spec import load_topology
 DST = "10.3.100.10"
 HEAVY_PORT = 50000  # one flow at 200 packets/s: above the IDS's threshold_pps (50)
 LIGHT_PORT0 = 40000  # ten flows at 2 packets/s each
-
-
-def sender(net: Network, sport0: int, flows: int, packets: int, gap: float
-           ) -> subprocess.Popen:
-    script = net.run_folder / "send_flows.py"
-    script.write_text(SENDER)
-    return subprocess.Popen(
-        ["nsenter", f"--net=/run/netns/{net.nodes['src'].netns}", sys.executable, str(script),
-         DST, "5000", str(sport0), str(flows), str(packets), "64", str(gap)],
-        stdout=subprocess.PIPE, text=True)
 
 
 def test_heavy_flow_is_redirected_to_the_quarantine_chain():
@@ -52,12 +40,10 @@ def test_heavy_flow_is_redirected_to_the_quarantine_chain():
         wait_capture_ready(tap)
         sink = udp_sink_start(net, "dst")
         try:
-            heavy = sender(net, HEAVY_PORT, 1, 300, 0.005)
-            light = sender(net, LIGHT_PORT0, 10, 5, 0.05)
-            sent = 0
-            for proc in (heavy, light):
-                out, _ = proc.communicate(timeout=60)
-                sent += int(out.split()[-1])
+            heavy = start_flows(net, "src", DST, sport0=HEAVY_PORT, packets=300, gap_s=0.005)
+            light = start_flows(net, "src", DST, sport0=LIGHT_PORT0, flows=10, packets=5,
+                                gap_s=0.05)
+            sent = sent_of(heavy) + sent_of(light)
             assert wait_sink_total(sink, sent) == sent  # nothing lost on either chain
         finally:
             got = udp_sink_stop(sink)
