@@ -102,8 +102,12 @@ def render_status(st: dict[str, Any]) -> str:
     age = time.time() - st.get("updated", 0)
     api = st.get("ospf_api", {})
     conn = st["connector"]
+    who = ("" if st.get("control") != "centralized" else
+           f" [centralized: tables from the orchestrator {st.get('orchestrator', '')}, "
+           f"objective {st.get('objective')}]")
     head = (f"node {st['node']} (router id {st['router_id']}), policy {st['policy']}, "
-            f"{'running' if st.get('running') else 'STOPPED'}, status {age:.1f} s old\n"
+            f"{'running' if st.get('running') else 'STOPPED'}, status {age:.1f} s old"
+            f"{who}\n"
             f"OSPF API {'connected' if api.get('connected') else 'DISCONNECTED'}"
             f"{_api_trouble(api)}, "
             f"LSDB: {st['lsdb']['routers']} routers, {st['lsdb']['instances']} VNF "

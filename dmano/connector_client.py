@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 class ConnectorWriter(Protocol):
     kind: str
     writes: int
+    write_bytes: int
 
     def read_state(self) -> DesiredState: ...
 
@@ -37,6 +38,7 @@ class DryRunConnector:
     def __init__(self) -> None:
         self.state = DesiredState()
         self.writes = 0
+        self.write_bytes = 0  # nothing goes on a wire
 
     def read_state(self) -> DesiredState:
         return self.state

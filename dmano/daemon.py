@@ -417,6 +417,7 @@ class Dmano:
             "service_names": {str(k): v for k, v in self.cfg.service_names().items()},
             "table_changes": self.table_changes,
             "connector": {"kind": self.writer.kind, "writes": self.writer.writes,
+                          "write_bytes": self.writer.write_bytes,
                           "last_error": self.last_error},
             **tables_to_json(self.tables),
         }

@@ -84,6 +84,8 @@ class P4RuntimeConnector:
         # action as another (left by a D-MANO killed between two writes), never reused
         self.reserved_ids: set[int] = set()
         self.writes = 0
+        self.write_bytes = 0  # serialized P4Runtime Updates written (control traffic)
+        self.reads = 0  # counter reads (read_counter)
         self.zero_weights: bool | None = None  # does the connector take weight-0 members?
         self._lock = threading.Lock()
 
@@ -234,21 +236,47 @@ class P4RuntimeConnector:
         if (isinstance(op, GroupOp) and op.value is not None
                 and any(w <= 0 for _, w in op.value) and self.zero_weights is not False):
             try:
-                self.client.write_update(self._update(op, zero_weights=True))
+                self._send(self._update(op, zero_weights=True))
                 self.zero_weights = True
                 return
             except Exception as exc:
                 refused = " ".join(str(exc).split())
             # the same group without its weight-0 members: if that works, the connector
             # does not take weight 0 (if it fails too, that error is the real one)
-            self.client.write_update(self._update(op))
+            self._send(self._update(op))
             self.zero_weights = False
             log.warning("the connector refuses weight-0 group members (%s); draining "
                         "members are kept defined but left out of their groups", refused)
             return
         update = self._update(op)
         if update is not None:
-            self.client.write_update(update)
+            self._send(update)
+
+    def _send(self, update: Any) -> None:
+        self.write_bytes += update.ByteSize()
+        self.client.write_update(update)
+
+    # -- counters ----------------------------------------------------------------------
+    def read_counter(self, name: str) -> dict[int, int]:
+        """Packet count of every cell of the indirect counter ``name`` (e.g.
+        ``Ingress.classified``, ``Ingress.member_pkts``; PIPELINE.md) by index."""
+        from p4.v1 import p4runtime_pb2
+
+        with self._lock:
+            try:
+                self.connect()
+                info = self.info
+                assert info is not None
+                ent = p4runtime_pb2.Entity()
+                ent.counter_entry.counter_id = info.id("counter", name)
+                self.reads += 1
+                return {e.counter_entry.index.index: e.counter_entry.data.packet_count
+                        for e in self._read_entities(ent)}
+            except ConnectorUnavailableError:
+                raise
+            except Exception as exc:
+                self._drop_connection()
+                raise ConnectorUnavailableError(str(exc)) from exc
 
     def _update(self, op: Op, zero_weights: bool = False) -> Any:
         """The P4Runtime Update that does ``op`` (None: nothing to write on this

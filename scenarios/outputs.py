@@ -53,6 +53,14 @@ still leaves what it measured. Columns in this order:
     never arrived (from the generator's flow log: after the last packet received up to
     the flow's last send); a packet that arrives late and fills a gap is taken off the
     gap's row. The sum of ``lost`` is the run's sent - received.
+``control.csv`` -- control traffic, cumulative since the run began, one row per sample
+    ``t_s``, ``ospf_packets``, ``ospf_bytes`` (every OSPF packet the routers sent),
+    ``lsu_packets``, ``lsu_bytes`` (the LS Updates among them), ``p4rt_write_ops``,
+    ``p4rt_write_bytes`` (P4Runtime Updates to the connectors, D-MANOs' or the
+    orchestrator's), ``poll_messages``, ``poll_bytes`` (orchestrator polls, requests and
+    replies), ``lsdb_feed_messages``, ``lsdb_feed_bytes`` (LSAs reported to the
+    orchestrator by its router), ``counter_reads`` (its P4Runtime counter reads); see
+    :mod:`scenarios.control_traffic`
 ``meta.json`` -- ``{"scenario", "scenario_file", "topology", "policy", "time_scale",
     "seed", "repetition", "started_utc", "wall_duration_s"}`` (more keys allowed)
 """

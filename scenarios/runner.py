@@ -36,6 +36,7 @@ import yaml
 
 from dmano.atomicfile import write_text_atomic
 from scenarios import figures
+from scenarios.control_traffic import ControlSampler
 from scenarios.losses import read_flow_logs, read_sink_flows, read_sink_losses, run_losses
 from scenarios.report import RunSummary, report_run, report_set
 from scenarios.spec import (
@@ -47,8 +48,9 @@ from scenarios.spec import (
     run_dir,
     run_set_dir,
 )
-from scenarios.watch import WeightWatcher, status_paths
+from scenarios.watch import WeightWatcher
 from topologies import addressing as addr
+from topologies import central as central_mod
 from topologies import frr
 from topologies.network import Network
 from topologies.nodeconf import vnf_stats_path
@@ -56,12 +58,24 @@ from topologies.nodeconf import vnf_stats_path
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
+CONTROL_FILE = "control.csv"
 LEAD_S = 2.0  # time between starting the traffic tools and the scenario's t = 0
 DRAIN_S = 1.5  # after the last flow: packets in flight reach the sink
 
 
 class RunError(RuntimeError):
     pass
+
+
+def central_params(s: Scenario) -> central_mod.CentralParams | None:
+    """The orchestrator's wall-clock parameters for a ``control: centralized`` scenario
+    (periods and the management RTT are scenario time, scaled like every duration)."""
+    if s.control != "centralized":
+        return None
+    c = s.central_spec
+    return central_mod.CentralParams(
+        objective=c.objective, poll_period_s=s.wall(c.poll_period_s),
+        mgmt_rtt_ms=s.wall(c.mgmt_rtt_ms), router=c.router)
 
 
 class Run:
@@ -91,7 +105,9 @@ class Run:
         self._write_policy(self.s.wall_policy(), policy)
         started = time.time()
         topo = self.s.topology
-        with Network(topo, policy=policy, dmano=True, vnfs=True, connectors=True) as net:
+        central = central_params(self.s)
+        with Network(topo, policy=policy, dmano=central is None, vnfs=True, connectors=True,
+                     central=central) as net:
             self.net = net
             try:
                 self._wait_ready()
@@ -107,6 +123,8 @@ class Run:
             "scenario": self.s.name, "scenario_file": str(self.s.path),
             "topology": str(topo.path), "policy": self.s.policy_ref,
             "time_scale": self.s.time_scale, "seed": self.s.rep_seed(self.rep),
+            "control": self.s.control,
+            "central": dataclasses.asdict(central) if central is not None else None,
             "repetition": self.rep,
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "wall_duration_s": round(time.time() - started, 1)}, indent=1))
@@ -135,6 +153,10 @@ class Run:
             if ok:
                 return
             time.sleep(0.2)
+        if net.central is not None:
+            raise RunError(f"the orchestrator did not program the ingress connectors within "
+                           f"{READY_TIMEOUT_S:.0f} s (see {net.run_folder}/central/"
+                           f"central.log)")
         raise RunError(f"the ingress D-MANOs did not program their connectors within "
                        f"{READY_TIMEOUT_S:.0f} s (see {net.run_folder}/r*/dmano.log)")
 
@@ -206,10 +228,13 @@ class Run:
         weights = figures.CsvWriter(self.folder / figures.WEIGHTS_FILE)
         events = figures.CsvWriter(self.folder / figures.EVENTS_FILE)
         traffic = figures.CsvWriter(self.folder / figures.TRAFFIC_FILE)
+        control = figures.CsvWriter(self.folder / CONTROL_FILE)
+        sampler = self._control_sampler()
         watcher = self._weight_watcher()
         try:
             watcher.start()
             self._sample_packets()  # baseline
+            control.row(**sampler.sample(0.0))
             pending = list(s.events)
             sample = s.wall(s.measure.sample_period_s)
             next_sample = sample
@@ -227,6 +252,7 @@ class Run:
                     log.info("t=%.0f s: %s", ev.at_s, ev.describe())
                 if now >= next_sample:
                     self._sample(s.scenario_time(next_sample), shares, weights, events, traffic)
+                    control.row(**sampler.sample(s.scenario_time(next_sample)))
                     next_sample += sample
                 if now >= next_progress:
                     self._progress(now)
@@ -239,7 +265,7 @@ class Run:
                        detail="")
         finally:
             watcher.stop()
-            for w in (shares, weights, events, traffic):
+            for w in (shares, weights, events, traffic, control):
                 w.close()
 
     def _weight_watcher(self) -> WeightWatcher:
@@ -248,10 +274,20 @@ class Run:
         s = self.s
         unix_t0 = time.time() - (time.monotonic() - self.t0)  # the unix time of t = 0
         return WeightWatcher(
-            status_paths(net.run_folder, [n.name for n in s.topology.nodes]),
+            {n.name: net.status_path(n.name) for n in s.topology.nodes},
             {x.id: x.name for x in s.topology.services},
             self.folder / figures.WEIGHT_CHANGES_FILE,
             lambda unix: s.scenario_time(unix - unix_t0))
+
+    def _control_sampler(self) -> ControlSampler:
+        net = self.net
+        assert net is not None
+        nodes = [n.name for n in self.s.topology.nodes]
+        central = net.central is not None
+        return ControlSampler(
+            {n: net.nodes[f"r{n}"].netns for n in nodes},
+            {} if central else {n: net.status_path(n) for n in nodes},
+            central_mod.status_file(net.run_folder) if central else None)
 
     def _progress(self, now: float) -> None:
         s = self.s
@@ -301,7 +337,8 @@ class Run:
                     net.nodes[f"r{node}"].run(f"ip link set dev {frr.router_iface(peer)} up")
             for name in self.down.pop(node, []):
                 net.start_vnf(name)
-            net.start_dmano(node)
+            if net.with_dmano:
+                net.start_dmano(node)
         elif a in ("drain_instance", "undrain_instance"):
             assert ev.instance is not None
             if a == "drain_instance":
@@ -318,8 +355,16 @@ class Run:
             assert ev.policy is not None
             self._write_policy(self.s.wall_policy(ev.policy), self.folder / "policy.yaml")
             for name, proc in net.processes.items():
-                if name.startswith("dmano-") and proc.poll() is None:
+                if (name.startswith("dmano-") or name == central_mod.PROCESS) \
+                        and proc.poll() is None:
                     proc.send_signal(signal.SIGUSR1)
+        elif a in ("fail_orchestrator", "restore_orchestrator"):
+            if net.central is None:
+                log.info("%s: no orchestrator in distributed mode (nothing to do)", a)
+            elif a == "fail_orchestrator":
+                net.stop_process(central_mod.PROCESS, signal.SIGKILL)
+            else:
+                net.start_central()
         elif a == "set_load":
             pass  # already in the flow schedule the generators were given
         else:

@@ -2,8 +2,10 @@
 
 :class:`WeightWatcher` polls each node's status file (``<run folder>/r<node>/dmano.json``,
 written by :meth:`dmano.daemon.Daemon.write_status` after every recompute and every
-period) every ``poll_s`` of wall time; a ``stat`` first, so an unchanged file costs one
-system call. When a file changed, the weights of its ``services[].candidates[]`` are
+period; in central mode the orchestrator's per-node file of the same form, written after
+each write of that node's connector) every ``poll_s`` of wall time; a ``stat`` first, so
+an unchanged file costs one system call. When a file changed, the weights of its
+``services[].candidates[]`` are
 compared with the last ones seen and every (service, instance) whose weight differs is
 written to ``weight_changes.csv`` (see :mod:`scenarios.outputs`), with weight 0 for an
 instance that is no longer a candidate. The time of a row is the status file's own
@@ -21,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +132,4 @@ class WeightWatcher:
         return len(changes)
 
 
-def status_paths(run_folder: Path, nodes: Sequence[str]) -> dict[str, Path]:
-    """Each node's D-MANO status file in a network's run folder."""
-    return {n: run_folder / f"r{n}" / "dmano.json" for n in nodes}
-
-
-__all__ = ["POLL_S", "WeightWatcher", "status_paths", "status_weights", "weight_changes"]
+__all__ = ["POLL_S", "WeightWatcher", "status_weights", "weight_changes"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dmano.yamlconf import ConfigError
 from topologies import addressing as addr
-from topologies import runstate
+from topologies import central, runstate
 from topologies.frr import FrrError, RouterPaths
 from topologies.spec import Topology, load_topology
 
@@ -53,17 +53,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.policy is not None:
         policy = resolve_policy(args.policy)  # a name, or a path from the current folder
         load_policy(policy)  # a bad field fails here, naming file, line and field
+    params = central_params(args, topo, policy)
     _terminate_on_signals()
     full = not args.bare
-    net = Network(topo, policy=policy, dmano=full, vnfs=full, connectors=full)
+    net = Network(topo, policy=policy, dmano=full and params is None, vnfs=full,
+                  connectors=full, central=params if full else None)
     try:
         t0 = time.monotonic()
         net.start(converge_timeout=args.timeout)
         print(summary(topo))
+        control = "D-MANOs" if params is None else "the central orchestrator"
         what = ("routers only (--bare)" if args.bare else
-                f"routers, {topo.connector} connectors, VNFs and D-MANOs")
+                f"routers, {topo.connector} connectors, VNFs and {control}")
         print(f"{what} up in {time.monotonic() - t0:.1f} s; run folder {net.run_folder}")
-        if full:
+        if full and params is not None:
+            print(f"orchestrator: {central.status_file(net.run_folder)}, per-node tables "
+                  f"{central.folder(net.run_folder)}/<node>.json")
+        elif full:
             print(f"D-MANO state: {net.run_folder}/r<node>/dmano.json; connector logs: "
                   f"{net.run_folder}/c<node>/; VNF stats: {net.run_folder}/vnf/")
         print(f"router shell: python -m topologies vtysh <node>   "
@@ -81,6 +87,38 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         net.stop()
     return 0
+
+
+def central_params(args: argparse.Namespace, topo: Topology,
+                   policy: Path | None) -> central.CentralParams | None:
+    """The orchestrator's parameters from ``up``'s options (None: distributed), checked
+    before anything is created."""
+    given = [o for o, v in (("--objective", args.objective), ("--poll-period",
+             args.poll_period), ("--mgmt-rtt-ms", args.mgmt_rtt_ms),
+             ("--central-router", args.central_router)) if v is not None]
+    if args.control == "distributed":
+        if given:
+            raise ConfigError("<command line>", None, given[0],
+                              "needs --control centralized")
+        return None
+    from dmano.policy import load_policy, shipped_policy
+
+    period = args.poll_period
+    if period is None:
+        period = load_policy(policy or shipped_policy("paper")).period_s
+    if not 0.05 <= period <= 3600:
+        raise ConfigError("<command line>", None, "--poll-period",
+                          f"expected seconds in 0.05..3600, got {period:g}")
+    rtt = 0.0 if args.mgmt_rtt_ms is None else args.mgmt_rtt_ms
+    if not 0 <= rtt <= 10_000:
+        raise ConfigError("<command line>", None, "--mgmt-rtt-ms",
+                          f"expected milliseconds in 0..10000, got {rtt:g}")
+    names = [n.name for n in topo.nodes]
+    if args.central_router is not None and args.central_router not in names:
+        raise ConfigError("<command line>", None, "--central-router",
+                          f"unknown node {args.central_router!r} (nodes: {', '.join(names)})")
+    return central.CentralParams(objective=args.objective or "policy", poll_period_s=period,
+                                 mgmt_rtt_ms=rtt, router=args.central_router)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -222,6 +260,20 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--policy", default=None, metavar="NAME|FILE",
                     help="D-MANO policy: a shipped name (paper, inverse-cost, static) or "
                          "a policy file (default: paper)")
+    up.add_argument("--control", choices=["distributed", "centralized"],
+                    default="distributed",
+                    help="distributed: a D-MANO per node (default); centralized: one "
+                         "central orchestrator instead (the baseline, DESIGN §10)")
+    up.add_argument("--objective", choices=list(central.OBJECTIVES), default=None,
+                    help="centralized: the orchestrator's objective (default policy)")
+    up.add_argument("--poll-period", type=float, default=None, metavar="S",
+                    help="centralized: VNF poll period in seconds (default: the "
+                         "policy's period)")
+    up.add_argument("--mgmt-rtt-ms", type=float, default=None, metavar="MS",
+                    help="centralized: management network round trip (default 0)")
+    up.add_argument("--central-router", default=None, metavar="NODE",
+                    help="centralized: the node whose router's LSDB it follows "
+                         "(default: the first node)")
     up.set_defaults(func=cmd_up)
     dm = sub.add_parser("demo", help="bring up, show convergence and a ping, tear down")
     dm.add_argument("file", type=Path)

@@ -83,7 +83,7 @@ def wait_ready(probes: list[Probe], timeout_s: float = DEFAULT_TIMEOUT_S,
     return time.monotonic() - t0
 
 
-def _json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -93,7 +93,7 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 def vnf_ready(stats: Path, pid: int) -> Callable[[], str | None]:
     def check() -> str | None:
-        data = _json(stats)
+        data = read_json(stats)
         if data is None:
             return f"no counters file {stats} yet"
         if data.get("pid") != pid:
@@ -104,7 +104,7 @@ def vnf_ready(stats: Path, pid: int) -> Callable[[], str | None]:
 
 def dmano_ready(status: Path, pid: int) -> Callable[[], str | None]:
     def check() -> str | None:
-        data = _json(status)
+        data = read_json(status)
         if data is None:
             return f"no status file {status} yet"
         if data.get("pid") != pid:

@@ -42,7 +42,8 @@ from connector_p4 import bmv2_build, bmv2_target
 from dmano.policy import load_policy, shipped_policy
 from dmano.procutil import ProcessDiedError, terminate, wait_for_path
 from topologies import addressing as addr
-from topologies import cgroups, faults, frr, health
+from topologies import central as central_mod
+from topologies import cgroups, ctrlstats, faults, frr, health
 from topologies.health import tail as _tail
 from topologies.nodeconf import vnf_stats_path, write_node_config
 from topologies.readiness import wait_converged
@@ -126,10 +127,16 @@ class Network:
     """
 
     def __init__(self, topo: Topology, policy: Path | None = None, dmano: bool = False,
-                 vnfs: bool = False, connectors: bool = False):
+                 vnfs: bool = False, connectors: bool = False,
+                 central: central_mod.CentralParams | None = None):
+        """``central``: run the centralized orchestrator (topologies.central) instead of
+        the D-MANOs (``dmano`` must then be False)."""
+        if central is not None and dmano:
+            raise ValueError("a network runs either the D-MANOs or the central orchestrator")
         self.topo = topo
         self.policy = policy or DEFAULT_POLICY
         self.with_dmano = dmano
+        self.central = central
         self.with_vnfs = vnfs
         self.with_connectors = connectors
         self.processes: dict[str, subprocess.Popen] = {}
@@ -157,7 +164,7 @@ class Network:
     def start(self, converge_timeout: float | None = None,
               ready_timeout: float = health.DEFAULT_TIMEOUT_S) -> None:
         check_host()
-        if self.with_dmano:
+        if self.with_dmano or self.central is not None:
             load_policy(self.policy)  # a bad policy file fails before anything exists
         if self.with_connectors and self.bmv2:
             self._bmv2_toolchain()  # before any namespace exists
@@ -181,6 +188,8 @@ class Network:
             if self.with_dmano:
                 for n in self.topo.nodes:
                     self.start_dmano(n.name)
+            if self.central is not None:
+                self.start_central()
             self.wait_ready(ready_timeout)
         except BaseException:
             self.stop()
@@ -198,6 +207,8 @@ class Network:
                                            proc.pid)
             elif kind == "connector":
                 ready = health.p4runtime_ready(self.p4rt_socket(what))
+            elif name == central_mod.PROCESS:
+                ready = central_mod.ready(central_mod.status_file(self.run_folder), proc.pid)
             else:
                 continue
             out.append(health.Probe(name, proc, self.logs[name], ready))
@@ -353,20 +364,23 @@ class Network:
             nodes[h.name].run(f"ip link set eth0 up && ip addr add {hosts[h.name]} dev eth0 "
                               f"&& ip route add default via {addr.host_gateway(idx).ip}")
 
-    def _input_filter(self, name: str, rules: list[str]) -> Path:
-        """An nftables file (written once per run) dropping ``rules`` on input."""
+    def _input_filter(self, name: str, rules: list[str], extra: str = "") -> Path:
+        """An nftables file (written once per run) dropping ``rules`` on input, plus
+        ``extra`` (more of the table's body)."""
         path = self.run_folder / f"{name}-input.nft"
         if not path.exists():
             body = "".join(f"    {rule} counter drop\n" for rule in rules)
             path.write_text("table inet dsfc {\n  chain input {\n"
                             "    type filter hook input priority 0; policy accept;\n"
-                            f"{body}  }}\n}}\n")
+                            f"{body}  }}\n{extra}}}\n")
         return path
 
     def _api_filter(self) -> Path:
-        """Only loopback may reach the OSPF API (TCP 2607/2608): no LSA injection."""
+        """Only loopback may reach the OSPF API (TCP 2607/2608): no LSA injection. Also
+        counts the OSPF packets the router sends (topologies.ctrlstats)."""
         ports = ", ".join(str(p) for p in frr.OSPF_API_PORTS)
-        return self._input_filter("router", [f'iifname != "lo" tcp dport {{ {ports} }}'])
+        return self._input_filter("router", [f'iifname != "lo" tcp dport {{ {ports} }}'],
+                                  ctrlstats.NFT_OUTPUT)
 
     def _connector_filter(self) -> Path:
         """BMv2 connectors: the switch's Thrift port only from loopback, and no kernel
@@ -569,16 +583,41 @@ class Network:
     def dmano_config(self, node: str) -> Path:
         return self.run_folder / f"r{node}" / "dmano.yaml"
 
+    def _connector_conf(self, node: str) -> dict[str, Any]:
+        """The connector section of ``node``'s configuration."""
+        if not self.with_connectors:
+            return {"kind": "dry-run"}
+        return {"kind": "p4runtime", "address": f"unix:{self.p4rt_socket(node)}"}
+
     def start_dmano(self, node: str) -> None:
-        connector = ({"kind": "p4runtime", "address": f"unix:{self.p4rt_socket(node)}"}
-                     if self.with_connectors else {"kind": "dry-run"})
-        path = write_node_config(self.topo, node, self.run_folder, self.policy, connector)
+        path = write_node_config(self.topo, node, self.run_folder, self.policy,
+                                 self._connector_conf(node))
         self.start_process(f"dmano-{node}", f"r{node}",
                            [sys.executable, "-m", "dmano", "--config", str(path)],
                            self.run_folder / f"r{node}" / "dmano.log")
 
+    def start_central(self) -> None:
+        """The central orchestrator (topologies.central), inventory = every node's
+        configuration, in the namespace of the router whose LSDB it follows."""
+        params = self.central
+        assert params is not None
+        configs = [write_node_config(self.topo, n.name, self.run_folder, self.policy,
+                                     self._connector_conf(n.name)) for n in self.topo.nodes]
+        path = central_mod.write_config(self.run_folder, params, self.policy, configs)
+        router = params.router or self.topo.nodes[0].name
+        self.start_process(central_mod.PROCESS, f"r{router}",
+                           [sys.executable, "-m", "dmano.central", "--config", str(path)],
+                           central_mod.folder(self.run_folder) / "central.log")
+
+    def status_path(self, node: str) -> Path:
+        """The file with ``node``'s tables: its D-MANO's status, or the orchestrator's
+        per-node status in central mode (same form)."""
+        if self.central is not None:
+            return central_mod.node_status_file(self.run_folder, node)
+        return self.run_folder / f"r{node}" / "dmano.json"
+
     def dmano_status(self, node: str) -> dict[str, Any] | None:
         try:
-            return json.loads((self.run_folder / f"r{node}" / "dmano.json").read_text())
+            return json.loads(self.status_path(node).read_text())
         except (OSError, ValueError):
             return None

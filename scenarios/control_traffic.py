@@ -1,0 +1,102 @@
+"""Control traffic of a run, sampled: ``control.csv`` (cumulative since the run began).
+
+Both control modes run OSPF (routers and their hellos are the same); what differs is
+what carries the decisions:
+
+* **OSPF on the wire** (both modes): packets and bytes every router sent, and of those
+  the LS Updates (flooding), from the nftables counters of each router namespace
+  (:mod:`topologies.ctrlstats`);
+* **P4Runtime writes** (both modes): Update messages written to the connectors and their
+  serialized bytes: the D-MANOs' (sum of their status files) or the orchestrator's;
+* **polls** (central only): requests and replies, and their bytes
+  (:mod:`dmano.central.poller`), plus the connector counter reads of objective
+  ``min-max-utilisation``;
+* **LSDB feed** (central only): the LSAs the orchestrator's router reported to it over
+  the OSPF API (its BGP-LS equivalent), and their bytes.
+
+Counters of a process that restarted begin again at 0: each source's increase is summed
+(a drop counts as a restart from 0), so the columns only grow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from topologies import ctrlstats
+
+COLUMNS = ("t_s", "ospf_packets", "ospf_bytes", "lsu_packets", "lsu_bytes",
+           "p4rt_write_ops", "p4rt_write_bytes", "poll_messages", "poll_bytes",
+           "lsdb_feed_messages", "lsdb_feed_bytes", "counter_reads")
+
+
+class Accumulator:
+    """Sums the increases of counters that may restart from 0."""
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[str, str], float] = {}
+        self.total: dict[str, float] = {}
+
+    def add(self, source: str, name: str, value: float) -> None:
+        key = (source, name)
+        prev = self.last.get(key)
+        inc = value if prev is None or value < prev else value - prev
+        self.last[key] = value
+        self.total[name] = self.total.get(name, 0.0) + inc
+
+    def get(self, name: str) -> float:
+        return self.total.get(name, 0.0)
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class ControlSampler:
+    """One row of ``control.csv`` per call (see the module docstring).
+
+    ``routers``: node -> router namespace name; ``dmano_status``: node -> status file
+    (distributed mode); ``central_status``: the orchestrator's status file (central)."""
+
+    def __init__(self, routers: Mapping[str, str], dmano_status: Mapping[str, Path],
+                 central_status: Path | None) -> None:
+        self.routers = dict(routers)
+        self.dmano_status = dict(dmano_status)
+        self.central_status = central_status
+        self.acc = Accumulator()
+
+    def sample(self, t_s: float) -> dict[str, float]:
+        a = self.acc
+        for node, netns in self.routers.items():
+            tx = ctrlstats.read_router(netns)
+            if tx is not None:
+                a.add(node, "ospf_packets", tx.packets)
+                a.add(node, "ospf_bytes", tx.bytes)
+                a.add(node, "lsu_packets", tx.lsu_packets)
+                a.add(node, "lsu_bytes", tx.lsu_bytes)
+        for node, path in self.dmano_status.items():
+            conn = _json(path).get("connector", {})
+            a.add(node, "p4rt_write_ops", float(conn.get("writes", 0) or 0))
+            a.add(node, "p4rt_write_bytes", float(conn.get("write_bytes", 0) or 0))
+        if self.central_status is not None:
+            ct = _json(self.central_status).get("control_traffic", {})
+            polls, feed = ct.get("polls", {}), ct.get("lsdb_feed", {})
+            p4 = ct.get("p4runtime", {})
+            values = {
+                "p4rt_write_ops": p4.get("write_ops", 0),
+                "p4rt_write_bytes": p4.get("write_bytes", 0),
+                "poll_messages": polls.get("requests", 0) + polls.get("replies", 0),
+                "poll_bytes": polls.get("request_bytes", 0) + polls.get("reply_bytes", 0),
+                "lsdb_feed_messages": feed.get("updates", 0) + feed.get("deletes", 0),
+                "lsdb_feed_bytes": feed.get("bytes", 0),
+                "counter_reads": p4.get("counter_reads", 0),
+            }
+            for name, value in values.items():
+                a.add("central", name, float(value or 0))
+        return {"t_s": t_s, **{c: a.get(c) for c in COLUMNS[1:]}}

@@ -1,0 +1,67 @@
+"""Control traffic on the wire: the OSPF packets each router sends, counted by nftables.
+
+Every router namespace's ``inet dsfc`` table (written by the builder) has two named
+counters on its output hook: ``ospf_tx`` (every OSPF packet, IP protocol 89: hellos,
+database exchange, LS updates, LS acks) and ``ospf_lsu_tx`` (LS Update packets only, OSPF
+type 4: what flooding an LSA costs). Summed over the routers they are the OSPF traffic
+of the whole network, each packet counted once per link it is sent on. Bytes are IP
+bytes (the IPv4 header included, no Ethernet).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+NFT_OUTPUT = """  counter ospf_tx {
+  }
+  counter ospf_lsu_tx {
+  }
+  chain output {
+    type filter hook output priority 0; policy accept;
+    ip protocol 89 counter name "ospf_tx"
+    ip protocol 89 @th,8,8 4 counter name "ospf_lsu_tx"
+  }
+"""
+COUNTERS = ("ospf_tx", "ospf_lsu_tx")
+
+
+@dataclass(frozen=True)
+class OspfTx:
+    packets: int = 0
+    bytes: int = 0
+    lsu_packets: int = 0
+    lsu_bytes: int = 0
+
+    def __add__(self, other: OspfTx) -> OspfTx:
+        return OspfTx(self.packets + other.packets, self.bytes + other.bytes,
+                      self.lsu_packets + other.lsu_packets, self.lsu_bytes + other.lsu_bytes)
+
+
+def parse_counters(text: str) -> OspfTx:
+    """``nft -j list counters table inet dsfc`` output -> the two counters."""
+    found: dict[str, tuple[int, int]] = {}
+    for item in json.loads(text).get("nftables", []):
+        c = item.get("counter")
+        if isinstance(c, dict) and c.get("name") in COUNTERS:
+            found[c["name"]] = (int(c.get("packets", 0)), int(c.get("bytes", 0)))
+    p, b = found.get("ospf_tx", (0, 0))
+    lp, lb = found.get("ospf_lsu_tx", (0, 0))
+    return OspfTx(p, b, lp, lb)
+
+
+def read_router(netns: str, timeout: float = 5.0) -> OspfTx | None:
+    """The counters of one router namespace (None if they cannot be read: the router's
+    namespace is gone or its table was not written by this version)."""
+    try:
+        out = subprocess.run(["nsenter", f"--net=/run/netns/{netns}", "nft", "-j", "list",
+                              "counters", "table", "inet", "dsfc"], capture_output=True,
+                             text=True, timeout=timeout, check=True).stdout
+        return parse_counters(out)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        log.debug("reading the OSPF counters of %s: %s", netns, exc)
+        return None
