@@ -6,7 +6,8 @@ import importlib
 import logging
 import sys
 
-BENCHMARKS = ["topology_bringup", "dmano_propagation", "failure_avoidance", "connector_pps",
+BENCHMARKS = ["topology_bringup", "dmano_propagation", "failure_avoidance", "central_reaction",
+              "connector_pps",
               "vnf_fastpath",
               "traffic_gen"]
 

@@ -19,6 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-figures", action="store_true")
     run.add_argument("--connector", choices=("ebpf", "bmv2"),
                      help="run the connectors on this target instead of the topology's")
+    cmp_ = sub.add_parser("compare", help="run a scenario once per control mode "
+                          "(distributed, centralized) and compare them")
+    cmp_.add_argument("file", type=Path)
+    cmp_.add_argument("--repetitions", type=int, help="runs per mode (default: the file's)")
+    cmp_.add_argument("--output", type=Path, help="base folder for relative 'output' paths")
+    cmp_.add_argument("--no-figures", action="store_true")
     chk = sub.add_parser("check", help="validate a scenario file and print its scaling")
     chk.add_argument("file", type=Path)
     args = p.parse_args(argv)
@@ -32,6 +38,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "check":
             s = load_scenario(args.file)
             print(f"{args.file}: scenario {s.name} OK\n{s.scaling_summary()}")
+            return 0
+        if args.cmd == "compare":
+            from scenarios.compare import compare_scenario
+
+            try:
+                folder = compare_scenario(args.file, args.repetitions, args.output,
+                                          not args.no_figures)
+            except KeyboardInterrupt:
+                print("interrupted: the network was stopped and cleaned; partial results "
+                      "are in the results folder", file=sys.stderr)
+                return 130
+            print((folder / "comparison.txt").read_text(), end="")
+            print(f"\nresults: {folder}")
             return 0
         from scenarios.runner import run_scenario
 

@@ -25,11 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from scenarios.outputs import CONTROL_COLUMNS
 from topologies import ctrlstats
 
-COLUMNS = ("t_s", "ospf_packets", "ospf_bytes", "lsu_packets", "lsu_bytes",
-           "p4rt_write_ops", "p4rt_write_bytes", "poll_messages", "poll_bytes",
-           "lsdb_feed_messages", "lsdb_feed_bytes", "counter_reads")
+COLUMNS = CONTROL_COLUMNS
 
 
 class Accumulator:

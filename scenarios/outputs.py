@@ -82,6 +82,7 @@ TRAFFIC_FILE = "traffic.csv"
 META_FILE = "meta.json"
 WEIGHT_CHANGES_FILE = "weight_changes.csv"
 LOSSES_FILE = "losses.csv"
+CONTROL_FILE = "control.csv"
 
 SHARES_COLUMNS = ("t_s", "service", "instance", "packets_per_s", "share")
 WEIGHTS_COLUMNS = ("t_s", "node", "service", "instance", "weight")
@@ -91,10 +92,13 @@ FLOWS_COLUMNS = ("flow_id", "traffic", "src_port", "dst_port", "start_s", "end_s
 TRAFFIC_COLUMNS = ("t_s", "traffic", "sent", "received")
 WEIGHT_CHANGES_COLUMNS = WEIGHTS_COLUMNS
 LOSSES_COLUMNS = ("t_s", "flow_id", "lost", "until_s")
+CONTROL_COLUMNS = ("t_s", "ospf_packets", "ospf_bytes", "lsu_packets", "lsu_bytes",
+                   "p4rt_write_ops", "p4rt_write_bytes", "poll_messages", "poll_bytes",
+                   "lsdb_feed_messages", "lsdb_feed_bytes", "counter_reads")
 COLUMNS = {SHARES_FILE: SHARES_COLUMNS, WEIGHTS_FILE: WEIGHTS_COLUMNS,
            EVENTS_FILE: EVENTS_COLUMNS, FLOWS_FILE: FLOWS_COLUMNS,
            TRAFFIC_FILE: TRAFFIC_COLUMNS, WEIGHT_CHANGES_FILE: WEIGHT_CHANGES_COLUMNS,
-           LOSSES_FILE: LOSSES_COLUMNS}
+           LOSSES_FILE: LOSSES_COLUMNS, CONTROL_FILE: CONTROL_COLUMNS}
 _OPTIONAL = {"service", "instance", "detail"}  # columns a reader tolerates missing
 
 
@@ -282,6 +286,13 @@ def read_traffic(path: str | Path) -> list[TrafficRow]:
             for r in _read(path, TRAFFIC_COLUMNS)]
 
 
+
+
+def read_control(path: str | Path) -> list[dict[str, float]]:
+    """``control.csv``: one dict per row, every column a number."""
+    path = Path(path)
+    return [{c: _float(path, r, c) for c in CONTROL_COLUMNS}
+            for r in _read(path, CONTROL_COLUMNS)]
 
 
 def read_weight_changes(path: str | Path) -> list[WeightRow]:

@@ -38,6 +38,7 @@ from dmano.atomicfile import write_text_atomic
 from scenarios import figures
 from scenarios.control_traffic import ControlSampler
 from scenarios.losses import read_flow_logs, read_sink_flows, read_sink_losses, run_losses
+from scenarios.outputs import CONTROL_FILE
 from scenarios.report import RunSummary, report_run, report_set
 from scenarios.spec import (
     Event,
@@ -58,7 +59,6 @@ from topologies.nodeconf import vnf_stats_path
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
-CONTROL_FILE = "control.csv"
 LEAD_S = 2.0  # time between starting the traffic tools and the scenario's t = 0
 DRAIN_S = 1.5  # after the last flow: packets in flight reach the sink
 
