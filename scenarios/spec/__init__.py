@@ -1,15 +1,16 @@
 """The scenario file format: parsing and validation into frozen dataclasses.
 
-A scenario says what to run on a topology: which policy the D-MANOs use, what traffic
-the hosts send, which events happen when (instances started, stopped, killed, drained
-and undrained, links, nodes and single daemons failed and restored, policy parameters
-and load changed), what to measure and
-how often to repeat it. Like topology files, scenario files are read through
-:mod:`dmano.yamlconf`: every mistake raises :class:`dmano.yamlconf.ConfigError` naming
-the file, the line, the field and what was expected, and unknown keys are errors. Names
-of instances, links, nodes, hosts and chains are checked against the topology, and the
-timeline is played through once so that, e.g., restoring a link that never failed is an
-error at load time, not a surprise half-way through a run.
+A scenario says what to run on a topology: which policy the D-MANOs use (or whether a
+centralized orchestrator replaces them), what traffic the hosts send, which events
+happen when (instances started, stopped, killed, drained and undrained, links, nodes,
+single daemons and the orchestrator failed and restored, policy parameters and load
+changed), what to measure and how often to repeat it. Like topology files, scenario
+files are read through :mod:`dmano.yamlconf`: every mistake raises
+:class:`dmano.yamlconf.ConfigError` naming the file, the line, the field and what was
+expected, and unknown keys are errors. Names of instances, links, nodes, hosts and
+chains are checked against the topology, and the timeline is played through once so
+that, e.g., restoring a link that never failed is an error at load time, not a surprise
+half-way through a run.
 
 Example (``scenarios/paper_fig4.yaml`` is the paper's Section VI)::
 
@@ -18,6 +19,7 @@ Example (``scenarios/paper_fig4.yaml`` is the paper's Section VI)::
     topology: ../topologies/paper_eval.yaml   # relative to this file
     policy: paper                     # paper | inverse-cost | static, or a path (.yaml)
     dmano_period_s: 2                 # optional, default: the policy's period_s
+    control: distributed              # optional: distributed (default) | centralized
     time_scale: 0.5                   # run 300 s of scenario time in 150 s (see below)
     duration_s: 300
     repetitions: 1                    # optional, default 1
@@ -49,6 +51,40 @@ Example (``scenarios/paper_fig4.yaml`` is the paper's Section VI)::
         - {name: phase1, start_s: 100, end_s: 150, reference: {svc_b: 50, svc_c: 50}}
         - {name: phase2, start_s: 250, end_s: 300}
 
+Control modes
+=============
+
+``control: distributed`` (the default) runs a D-MANO on every node (DESIGN.md section
+6). ``control: centralized`` runs none: one orchestrator on the management network
+(outside the emulated one) mirrors one router's LSDB, polls every node's VNF counters
+and writes every connector (DESIGN.md section 10). Its settings are the optional
+``central:`` section, allowed only with ``control: centralized`` (with ``control:
+distributed`` it is an error, ``central: needs control: centralized``)::
+
+    control: centralized
+    central:                          # optional, every key optional
+      poll_period_s: 2                # > 0, default: the D-MANO period (dmano_period_s,
+                                      # else the policy's period_s); scenario time, so
+                                      # x time_scale on the wall clock, which must be
+                                      # >= MIN_WALL_PERIOD_S like the D-MANO period
+      mgmt_rtt_ms: 20                 # 0..10000, default 0: modelled management round
+                                      # trip (no netem here), scenario time like every
+                                      # duration: the runner uses mgmt_rtt_ms x time_scale
+      objective: policy               # policy (default: the D-MANO's policy code) |
+                                      # min-max-utilisation (the LP)
+      router: N1                      # default: the topology's first node; whose
+                                      # router's LSDB the orchestrator mirrors
+
+``python -m scenarios compare FILE`` runs a file once per mode with the same seed
+(:meth:`Scenario.with_control`): the centralized run uses the file's ``central:``
+section or its defaults, the distributed run ignores it. So that one file runs in both
+modes, ``fail_orchestrator``/``restore_orchestrator`` are valid with ``control:
+distributed`` (the runner logs them as no-ops). Events that need a D-MANO
+(``fail_daemon``/``restore_daemon`` of daemon ``dmano``, ``drain_instance``,
+``undrain_instance``) are errors with ``control: centralized``, and
+:meth:`Scenario.with_control` refuses to make a centralized copy of a scenario that has
+them: ``... needs control: distributed: no D-MANO runs with control: centralized``.
+
 Events (``at_s`` in ``[0, duration_s)``, non-decreasing; ``label`` optional everywhere):
 
 =====================  ================================================================
@@ -64,15 +100,22 @@ Events (``at_s`` in ``[0, duration_s)``, non-decreasing; ``label`` optional ever
 ``drain_instance``     ``instance``, ``force`` (default false): the instance (running) is
                        announced ``draining``: no node gives it new flows, its existing
                        flows stay. Draining the last instance of a service that still
-                       takes new flows is an error unless ``force: true``
+                       takes new flows is an error unless ``force: true``. Only with
+                       ``control: distributed`` (its D-MANO announces the drain)
 ``undrain_instance``   ``instance``: end a drain (the instance running again, e.g. after
                        ``stop_instance`` / ``start_instance`` for an upgrade; it stays
-                       draining while stopped)
+                       draining while stopped). Only with ``control: distributed``
 ``fail_daemon``        ``node``, ``daemon``: kill one daemon of a node: ``dmano``,
                        ``ospfd``, ``bfdd`` (only with BFD on in the topology) or
                        ``connector`` (its P4Runtime server); not on a failed node
 ``restore_daemon``     ``node``, ``daemon``: restart a daemon killed by ``fail_daemon``
-                       (a node with a failed daemon cannot be failed as a whole)
+                       (a node with a failed daemon cannot be failed as a whole);
+                       ``daemon: dmano`` (both actions) only with ``control:
+                       distributed``
+``fail_orchestrator``  (no target): stop the central orchestrator; the connectors keep
+                       their last weights. A no-op, logged, with ``control:
+                       distributed``. Not while it is already failed
+``restore_orchestrator`` (no target): restart it after ``fail_orchestrator``
 ``set_policy_param``   ``name``, ``value``: change one policy field on every node, by
                        its dotted name: ``period_s``, ``max_group_size``,
                        ``hysteresis.abs``, ``hysteresis.rel``, ``cost.<parameter>`` of
@@ -90,8 +133,9 @@ seconds); the runner turns them into wall-clock time by one rule:
 
 * **times multiply by k**: ``duration_s``, ``flow_duration_s``, ``start_s``/``end_s``,
   every event's ``at_s``, ``dmano_period_s`` (and the policy's ``period_s``, also when
-  changed by ``set_policy_param``), ``sample_period_s``, ``warmup_s``, ``loss_window_s``,
-  window bounds;
+  changed by ``set_policy_param``), ``central.poll_period_s`` and
+  ``central.mgmt_rtt_ms`` (:meth:`Scenario.wall_central`), ``sample_period_s``,
+  ``warmup_s``, ``loss_window_s``, window bounds;
 * **rates of events divide by k**: ``flows_per_s`` (flow arrivals);
 * **per-flow packet rates are NOT scaled**: ``packets_per_s`` is the load a flow puts on
   a VNF, in the same processing units as the instances' ``capacity`` and (through the
@@ -120,7 +164,8 @@ Modules
 =======
 
 * :mod:`scenarios.spec.model`: constants and the frozen dataclasses (:class:`Scenario`,
-  :class:`TrafficClass`, :class:`Event`, ...), the scaling helpers and the output folders;
+  :class:`TrafficClass`, :class:`Event`, :class:`CentralSpec`, ...), the scaling and
+  control-mode helpers and the output folders;
 * :mod:`scenarios.spec.parse`: :func:`load_scenario`, :func:`parse_scenario` (through
   :mod:`dmano.yamlconf`);
 * :mod:`scenarios.spec.timeline`: the events, played through at load time, and the
@@ -134,17 +179,23 @@ Everything is imported from here: ``from scenarios.spec import Scenario, load_sc
 from scenarios.spec.model import (
     ACTIONS,
     ARRIVALS,
+    CONTROL_MODES,
     DAEMON_ACTIONS,
     DAEMONS,
     DOWN_ACTIONS,
     DRAIN_ACTIONS,
     INSTANCE_ACTIONS,
     LINK_ACTIONS,
+    MAX_MGMT_RTT_MS,
     MIN_WALL_PERIOD_S,
     NODE_ACTIONS,
+    OBJECTIVES,
+    ORCHESTRATOR,
+    ORCHESTRATOR_ACTIONS,
     SHIPPED_POLICIES,
     UP_ACTIONS,
     ArrivalSegment,
+    CentralSpec,
     Event,
     Measure,
     PlannedFlow,
@@ -152,6 +203,7 @@ from scenarios.spec.model import (
     TimelineState,
     TrafficClass,
     Window,
+    needs_dmano,
     run_dir,
     run_set_dir,
 )
@@ -160,10 +212,12 @@ from scenarios.spec.schedule import arrival_segments, flow_schedule
 from scenarios.spec.timeline import apply_policy_param, policy_params
 
 __all__ = [
-    "ACTIONS", "ARRIVALS", "DAEMONS", "DAEMON_ACTIONS", "DOWN_ACTIONS", "DRAIN_ACTIONS",
-    "INSTANCE_ACTIONS", "LINK_ACTIONS", "MIN_WALL_PERIOD_S", "NODE_ACTIONS",
-    "SHIPPED_POLICIES", "UP_ACTIONS", "ArrivalSegment", "Event", "Measure", "PlannedFlow",
-    "Scenario", "TimelineState", "TrafficClass", "Window", "apply_policy_param",
-    "arrival_segments", "flow_schedule", "load_scenario", "parse_scenario", "policy_params",
-    "run_dir", "run_set_dir",
+    "ACTIONS", "ARRIVALS", "CONTROL_MODES", "DAEMONS", "DAEMON_ACTIONS", "DOWN_ACTIONS",
+    "DRAIN_ACTIONS", "INSTANCE_ACTIONS", "LINK_ACTIONS", "MAX_MGMT_RTT_MS",
+    "MIN_WALL_PERIOD_S", "NODE_ACTIONS", "OBJECTIVES", "ORCHESTRATOR",
+    "ORCHESTRATOR_ACTIONS", "SHIPPED_POLICIES", "UP_ACTIONS", "ArrivalSegment",
+    "CentralSpec", "Event", "Measure", "PlannedFlow", "Scenario", "TimelineState",
+    "TrafficClass", "Window", "apply_policy_param", "arrival_segments", "flow_schedule",
+    "load_scenario", "needs_dmano", "parse_scenario", "policy_params", "run_dir",
+    "run_set_dir",
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dmano.policy import Policy, shipped_policy_names
+from dmano.yamlconf import ConfigError
 from scenarios.arrivals import EPS as _EPS
 from scenarios.arrivals import PROCESSES
 from topologies.spec import Topology
@@ -24,14 +25,23 @@ NODE_ACTIONS = ("fail_node", "restore_node")
 DRAIN_ACTIONS = ("drain_instance", "undrain_instance")
 DAEMON_ACTIONS = ("fail_daemon", "restore_daemon")
 DAEMONS = ("dmano", "ospfd", "bfdd", "connector")  # connector: the node's P4Runtime server
+# the centralized baseline's orchestrator (no target; a logged no-op with control:
+# distributed, so one file runs in both modes)
+ORCHESTRATOR_ACTIONS = ("fail_orchestrator", "restore_orchestrator")
+ORCHESTRATOR = "orchestrator"  # Event.target of ORCHESTRATOR_ACTIONS
 ACTIONS = (*INSTANCE_ACTIONS, *DRAIN_ACTIONS, *LINK_ACTIONS, *NODE_ACTIONS, *DAEMON_ACTIONS,
-           "set_policy_param", "set_load")
+           *ORCHESTRATOR_ACTIONS, "set_policy_param", "set_load")
 # what an event takes away (the report measures loss, recovery and avoidance after it)
 # and what it gives back (the report measures when the instance carries traffic again)
 DOWN_ACTIONS = ("stop_instance", "fail_instance", "drain_instance", "fail_link", "fail_node",
-                "fail_daemon")
+                "fail_daemon", "fail_orchestrator")
 UP_ACTIONS = ("start_instance", "restore_instance", "undrain_instance", "restore_link",
-              "restore_node", "restore_daemon")
+              "restore_node", "restore_daemon", "restore_orchestrator")
+# who computes the WCMP weights (DESIGN.md sections 6 and 10)
+CONTROL_MODES = ("distributed", "centralized")
+# what the orchestrator optimises: the D-MANO's policy code, or the min-max LP
+OBJECTIVES = ("policy", "min-max-utilisation")
+MAX_MGMT_RTT_MS = 10000  # ms, scenario time
 NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,31}"
 NAME_HINT = "a name of 1-32 letters, digits, '_' or '-' starting with a letter"
 MAX_PAYLOAD = 1472  # 1500-byte inner IPv4 packet minus IPv4 and UDP headers
@@ -41,6 +51,46 @@ MIN_WALL_SAMPLE_S = 0.05  # nor the runner's sampling
 DEFAULT_SRC_PORTS = (10000, 59999)
 
 # -- the dataclasses ------------------------------------------------------------------------
+
+def needs_dmano(action: str, daemon: str | None = None) -> str | None:
+    """Why an event cannot be played with ``control: centralized`` (no D-MANO runs
+    there), or None if it can: ``fail_daemon``/``restore_daemon`` of daemon ``dmano``
+    and ``drain_instance``/``undrain_instance`` (a drain is announced by the instance's
+    D-MANO). The message is the same at load time and from
+    :meth:`Scenario.with_control`."""
+    if action in DAEMON_ACTIONS and daemon == "dmano":
+        what = f"{action} of daemon dmano"
+    elif action in DRAIN_ACTIONS:
+        what = f"{action} (a drain is announced by the instance's D-MANO)"
+    else:
+        return None
+    return f"{what} needs control: distributed: no D-MANO runs with control: centralized"
+
+
+@dataclass(frozen=True)
+class CentralSpec:
+    """The ``central:`` section: the centralized orchestrator (DESIGN.md section 10).
+
+    Like every time in a scenario file, both durations are in *scenario time*: the
+    runner gives the orchestrator ``poll_period_s * time_scale`` seconds and models a
+    management round trip of ``mgmt_rtt_ms * time_scale`` milliseconds (see
+    :meth:`Scenario.wall_central`), so the ratio of the RTT to the poll period, and of
+    both to the D-MANO period, is the one written whatever the scale. The RTT is a
+    modelled delay (no netem here), added to every poll and every connector write.
+    """
+
+    poll_period_s: float  # every node's VNF counters are read this often (scenario time)
+    mgmt_rtt_ms: float = 0.0  # management network round trip (scenario time, ms)
+    objective: str = "policy"  # one of OBJECTIVES
+    router: str = ""  # node whose router's LSDB the orchestrator mirrors
+
+    @staticmethod
+    def defaults(policy: Policy, topology: Topology) -> CentralSpec:
+        """The settings of an absent ``central:`` section (or of its absent keys): poll
+        at the D-MANO period of ``policy`` (``dmano_period_s`` or the policy's
+        ``period_s``), no RTT, objective ``policy``, the topology's first node."""
+        return CentralSpec(poll_period_s=policy.period_s, router=topology.nodes[0].name)
+
 
 @dataclass(frozen=True)
 class TrafficClass:
@@ -91,10 +141,13 @@ class Event:
     label: str = ""
     index: int = 0  # position in the file
     policy: Policy | None = None  # set_policy_param: the policy from then on (scenario time)
+    line: int = field(default=0, compare=False)  # line in the file (0: unknown)
 
     @property
     def target(self) -> str:
         """What the event acts on, as written to ``events.csv`` (``detail``)."""
+        if self.action in ORCHESTRATOR_ACTIONS:
+            return ORCHESTRATOR
         if self.instance is not None:
             return self.instance
         if self.daemon is not None:
@@ -154,6 +207,7 @@ class TimelineState:
     rates: tuple[tuple[str, float, float], ...]  # (class, flows_per_s, packets_per_s)
     drained: frozenset[str] = frozenset()  # instances draining (also while stopped)
     failed_daemons: frozenset[tuple[str, str]] = frozenset()  # (node, daemon)
+    orchestrator_down: bool = False  # after fail_orchestrator (in either control mode)
 
     def live_instances(self, topo: Topology) -> frozenset[str]:
         """Instances actually processing: running and on a node that is up."""
@@ -206,6 +260,16 @@ class ArrivalSegment:
 
 @dataclass(frozen=True)
 class Scenario:
+    """A validated scenario file; every time and duration in scenario time.
+
+    ``control`` says who computes the WCMP weights: ``distributed`` (a D-MANO per node,
+    the default) or ``centralized`` (one orchestrator, no D-MANO; DESIGN.md section 10).
+    ``central`` is the file's ``central:`` section with its defaults filled in, or None
+    when the file has none (it is only allowed with ``control: centralized``);
+    :attr:`effective_central` gives the orchestrator's settings in either case, and
+    :meth:`with_control` the same scenario in the other mode (``scenarios compare``).
+    """
+
     name: str
     path: Path
     topology: Topology
@@ -221,6 +285,46 @@ class Scenario:
     output: Path = Path("results")
     description: str = ""
     states: tuple[tuple[float, TimelineState], ...] = ()  # state after each event
+    control: str = "distributed"  # one of CONTROL_MODES
+    central: CentralSpec | None = None  # the central: section (control: centralized only)
+
+    # -- control mode ----------------------------------------------------------------------
+    @property
+    def centralized(self) -> bool:
+        return self.control == "centralized"
+
+    @property
+    def effective_central(self) -> CentralSpec:
+        """The orchestrator's settings (scenario time): the ``central:`` section, or
+        :meth:`CentralSpec.defaults` when the file has none (also in distributed mode,
+        e.g. to say what a centralized run of the file would use)."""
+        if self.central is not None:
+            return self.central
+        return CentralSpec.defaults(self.policy, self.topology)
+
+    def with_control(self, mode: str) -> Scenario:
+        """This scenario with ``control: mode``, for ``scenarios compare``.
+
+        ``centralized`` keeps the ``central:`` section, or gets the defaults
+        (:attr:`effective_central`); ``distributed`` drops the section. Everything else
+        (traffic, seed, timeline) is the same; ``fail_orchestrator`` and
+        ``restore_orchestrator`` are no-ops in distributed mode. Raises
+        :class:`~dmano.yamlconf.ConfigError` (a ``ValueError``) naming the file, line and
+        ``events[i]`` of the first event that needs a D-MANO (:func:`needs_dmano`) when
+        ``mode`` is ``centralized``, and ``ValueError`` for an unknown mode.
+        """
+        if mode not in CONTROL_MODES:
+            raise ValueError(f"control: expected one of {', '.join(CONTROL_MODES)}, "
+                             f"got {mode!r}")
+        if mode == "distributed":
+            return replace(self, control=mode, central=None)
+        for ev in self.events:
+            why = needs_dmano(ev.action, ev.daemon)
+            if why is not None:
+                key = "daemon" if ev.action in DAEMON_ACTIONS else "action"
+                raise ConfigError(self.path, ev.line or None, f"events[{ev.index}].{key}",
+                                  why)
+        return replace(self, control=mode, central=self.effective_central)
 
     # -- scaling ---------------------------------------------------------------------------
     def wall(self, t_s: float) -> float:
@@ -244,15 +348,31 @@ class Scenario:
         p = policy if policy is not None else self.policy
         return replace(p, period_s=self.wall(p.period_s))
 
+    def wall_central(self, central: CentralSpec | None = None) -> CentralSpec:
+        """The orchestrator's settings on the wall clock: ``poll_period_s`` in wall-clock
+        seconds and ``mgmt_rtt_ms`` in wall-clock milliseconds (both x time_scale), of
+        ``central`` or else :attr:`effective_central`."""
+        c = central if central is not None else self.effective_central
+        return replace(c, poll_period_s=self.wall(c.poll_period_s),
+                       mgmt_rtt_ms=self.wall(c.mgmt_rtt_ms))
+
     def scaling_summary(self) -> str:
         """One line per scaled quantity, for logs and reports."""
         k = self.time_scale
         lines = [f"time_scale {k:g}: {self.duration_s:g} s of scenario time in "
-                 f"{self.wall_duration_s:g} s",
-                 f"D-MANO period {self.policy.period_s:g} s -> "
-                 f"{self.wall(self.policy.period_s):g} s",
-                 f"sample period {self.measure.sample_period_s:g} s -> "
-                 f"{self.wall(self.measure.sample_period_s):g} s"]
+                 f"{self.wall_duration_s:g} s"]
+        if self.centralized:
+            cen, w = self.effective_central, self.wall_central()
+            lines += [f"control centralized: objective {cen.objective}, LSDB of node "
+                      f"{cen.router}'s router, no D-MANO",
+                      f"orchestrator poll period {cen.poll_period_s:g} s -> "
+                      f"{w.poll_period_s:g} s, management RTT {cen.mgmt_rtt_ms:g} ms -> "
+                      f"{w.mgmt_rtt_ms:g} ms"]
+        else:
+            lines.append(f"D-MANO period {self.policy.period_s:g} s -> "
+                         f"{self.wall(self.policy.period_s):g} s")
+        lines.append(f"sample period {self.measure.sample_period_s:g} s -> "
+                     f"{self.wall(self.measure.sample_period_s):g} s")
         for c in self.traffic:
             lines.append(
                 f"traffic {c.name}: {c.flows_per_s:g} flows/s -> {self.wall_rate(c.flows_per_s):g}"

@@ -17,13 +17,17 @@ from dmano.yamlconf import ConfigError, Fields, load_yaml
 from scenarios.spec.model import (
     _EPS,
     ARRIVALS,
+    CONTROL_MODES,
     DEFAULT_SRC_PORTS,
+    MAX_MGMT_RTT_MS,
     MAX_PAYLOAD,
     MIN_PAYLOAD,
     MIN_WALL_SAMPLE_S,
     NAME_HINT,
     NAME_PATTERN,
+    OBJECTIVES,
     SHIPPED_POLICIES,
+    CentralSpec,
     Measure,
     Scenario,
     TimelineState,
@@ -56,10 +60,13 @@ def parse_scenario(data: object, path: Path) -> Scenario:
         duration = top.number("duration_s", lo=0, lo_open=True, hi=7 * 86400)
         _check_wall_period(top, "dmano_period_s" if period is not None else "time_scale",
                            policy.period_s, time_scale)
+        control = top.choice("control", CONTROL_MODES, default="distributed")
+        central = _central(top, topo, policy, time_scale, control)
         traffic = top.indexed_items("traffic", lambda f, i: _traffic(f, i, topo, duration),
                                     min_len=1)
         top.unique("traffic", [c.name for c in traffic], item_field="name")
-        events, states = _timeline(top, topo, policy, time_scale, duration, traffic)
+        events, states = _timeline(top, topo, policy, time_scale, duration, traffic,
+                                   control)
         measure = _measure(top, topo, duration, time_scale, states)
         repetitions = top.int("repetitions", default=1, lo=1, hi=1000)
         seed = top.int("seed", default=1, lo=0, hi=2**32 - 1)
@@ -68,7 +75,8 @@ def parse_scenario(data: object, path: Path) -> Scenario:
         name=name, path=path, topology=topo, policy=policy, policy_ref=policy_ref,
         time_scale=time_scale, duration_s=duration, traffic=tuple(traffic),
         events=tuple(events), measure=measure, repetitions=repetitions, seed=seed,
-        output=output, description=description, states=tuple(states),
+        output=output, description=description, states=tuple(states), control=control,
+        central=central,
     )
     _warn_noisy_load(scenario)
     return scenario
@@ -97,6 +105,34 @@ def _policy(top: Fields, path: Path) -> tuple[str, Policy]:
         raise top.error("policy", f"expected one of {', '.join(SHIPPED_POLICIES)} or a "
                                   f"path to a policy file (.yaml), got {ref!r}")
     return ref, load_policy(pol_path)
+
+
+def _central(top: Fields, topo: Topology, policy: Policy, time_scale: float,
+             control: str) -> CentralSpec | None:
+    """The ``central:`` section (only with ``control: centralized``), defaults filled in
+    from :meth:`CentralSpec.defaults`; None when absent."""
+    data = top.mapping("central", default=None)
+    if data is None:
+        return None
+    if control != "centralized":
+        raise top.error("central", f"needs control: centralized (this scenario has control:"
+                                   f" {control}, which runs no orchestrator); add control: "
+                                   "centralized or remove the section")
+    dflt = CentralSpec.defaults(policy, topo)
+    with Fields(data, top.path, "central", top.line_of("central")) as f:
+        poll = f.number("poll_period_s", default=dflt.poll_period_s, lo=0, lo_open=True,
+                        hi=3600)
+        _check_wall_period(f, "poll_period_s", poll, time_scale,
+                           what="the orchestrator's poll period",
+                           why="one poll reads every node's counters and may write every "
+                               "connector")
+        rtt = f.number("mgmt_rtt_ms", default=dflt.mgmt_rtt_ms, lo=0, hi=MAX_MGMT_RTT_MS)
+        objective = f.choice("objective", OBJECTIVES, default=dflt.objective)
+        router = dflt.router
+        if f.raw("router", default=None) is not None:
+            router = f.ref("router", (n.name for n in topo.nodes), "node")
+    return CentralSpec(poll_period_s=poll, mgmt_rtt_ms=rtt, objective=objective,
+                       router=router)
 
 
 def _traffic(f: Fields, i: int, topo: Topology, duration: float) -> TrafficClass:
@@ -270,12 +306,16 @@ def _window(f: Fields, topo: Topology, duration: float, warmup: float, sample: f
 
 
 def _warn_noisy_load(s: Scenario) -> None:
-    periods = [s.policy.period_s] + [e.policy.period_s for e in s.events if e.policy]
+    if s.centralized:  # the orchestrator measures the load over its poll period
+        what, periods = "orchestrator poll period", [s.effective_central.poll_period_s]
+    else:
+        what = "D-MANO period"
+        periods = [s.policy.period_s] + [e.policy.period_s for e in s.events if e.policy]
     wall_period = s.wall(min(periods))
     for c in s.traffic:
         per_period = c.packets_per_s * wall_period
         if per_period < 1:
-            log.warning("%s: traffic %s sends %.2g packet(s) per flow per D-MANO period "
+            log.warning("%s: traffic %s sends %.2g packet(s) per flow per %s "
                         "(%.3g s of wall time): the load the VNFs measure will be noisy; "
                         "a larger time_scale reduces that", s.path, c.name, per_period,
-                        wall_period)
+                        what, wall_period)

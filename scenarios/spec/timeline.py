@@ -24,26 +24,32 @@ from scenarios.spec.model import (
     LINK_ACTIONS,
     MIN_WALL_PERIOD_S,
     NODE_ACTIONS,
+    ORCHESTRATOR,
+    ORCHESTRATOR_ACTIONS,
     Event,
     TimelineState,
     TrafficClass,
+    needs_dmano,
 )
 from topologies.spec import Topology
 
 T = TypeVar("T")
 
 
-def _check_wall_period(f: Fields, key: str, period_s: float, time_scale: float) -> None:
+def _check_wall_period(f: Fields, key: str, period_s: float, time_scale: float,
+                       what: str = "the D-MANO period",
+                       why: str = "an LSA needs tens of ms to spread") -> None:
+    """A period (scenario time) must be at least :data:`MIN_WALL_PERIOD_S` of wall time."""
     wall = period_s * time_scale
     if wall < MIN_WALL_PERIOD_S - _EPS:
-        raise f.error(key, f"the D-MANO period would be {wall:g} s of wall time "
+        raise f.error(key, f"{what} would be {wall:g} s of wall time "
                            f"({period_s:g} s x time_scale {time_scale:g}); keep it >= "
-                           f"{MIN_WALL_PERIOD_S:g} s (an LSA needs tens of ms to spread): "
+                           f"{MIN_WALL_PERIOD_S:g} s ({why}): "
                            f"raise time_scale to at least {MIN_WALL_PERIOD_S / period_s:g}")
 
 
 def _timeline(top: Fields, topo: Topology, policy: Policy, time_scale: float,
-              duration: float, traffic: list[TrafficClass]
+              duration: float, traffic: list[TrafficClass], control: str = "distributed"
               ) -> tuple[list[Event], list[tuple[float, TimelineState]]]:
     state = TimelineState(
         running=frozenset(i.name for i in topo.instances if i.start),
@@ -67,8 +73,14 @@ def _timeline(top: Fields, topo: Topology, policy: Policy, time_scale: float,
                                   f"order; events[{i - 1}] is at {last_at:g}), got {at:g}")
         action = f.choice("action", ACTIONS)
         label = f.str("label", default="")
+        if control == "centralized":
+            daemon = f.data.get("daemon") if action in DAEMON_ACTIONS else None
+            why = needs_dmano(action, daemon)
+            if why is not None:
+                raise f.error("daemon" if daemon is not None else "action", why)
         ev, state = _apply(f, i, at, action, label, state, topo, time_scale, traffic,
                            history)
+        ev = replace(ev, line=f.line or 0)
         last_at = at
         states.append((at, state))
         return ev
@@ -123,6 +135,8 @@ def _apply(f: Fields, i: int, at: float, action: str, label: str, st: TimelineSt
         return _drain(f, i, at, action, label, st, topo, history)
     if action in DAEMON_ACTIONS:
         return _daemon(f, i, at, action, label, st, topo, history)
+    if action in ORCHESTRATOR_ACTIONS:
+        return _orchestrator(f, i, at, action, label, st, history)
     if action in LINK_ACTIONS:
         link = _link(f, topo)
         pair = (min(link), max(link))
@@ -241,6 +255,24 @@ def _daemon(f: Fields, i: int, at: float, action: str, label: str, st: TimelineS
     history[hkey] = f"events[{i}]: {action} at {at:g} s"
     return (Event(at, action, node=node, daemon=daemon, label=label, index=i),
             replace(st, failed_daemons=down))
+
+
+def _orchestrator(f: Fields, i: int, at: float, action: str, label: str,
+                  st: TimelineState, history: dict[str, str]
+                  ) -> tuple[Event, TimelineState]:
+    """``fail_orchestrator`` / ``restore_orchestrator`` (no target; valid in both control
+    modes, a no-op the runner logs with ``control: distributed``)."""
+    when = f"at {at:g} s"
+    if action == "fail_orchestrator":
+        if st.orchestrator_down:
+            raise f.error("action", f"the orchestrator is already failed {when} "
+                                    f"({history[ORCHESTRATOR]})")
+    elif not st.orchestrator_down:
+        raise f.error("action", f"the orchestrator is not failed {when}; "
+                                "restore_orchestrator needs an earlier fail_orchestrator")
+    history[ORCHESTRATOR] = f"events[{i}]: {action} at {at:g} s"
+    return (Event(at, action, label=label, index=i),
+            replace(st, orchestrator_down=action == "fail_orchestrator"))
 
 
 def _toggle(f: Fields, kind: str, obj: T, shown: str, down: frozenset[T], fail: bool,

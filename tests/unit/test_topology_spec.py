@@ -125,7 +125,7 @@ def test_not_a_mapping():
                                      "got a list"
 
 
-@pytest.mark.parametrize("name", ["paper_fig3", "paper_eval", "fig1"])
+@pytest.mark.parametrize("name", ["paper_fig3", "paper_eval", "fig1", "faults8", "central10"])
 def test_shipped_topologies_are_valid(name: str):
     topo = load_topology(ROOT / "topologies" / f"{name}.yaml")
     assert topo.name == name
