@@ -70,12 +70,11 @@ class RunError(RuntimeError):
 def central_params(s: Scenario) -> central_mod.CentralParams | None:
     """The orchestrator's wall-clock parameters for a ``control: centralized`` scenario
     (periods and the management RTT are scenario time, scaled like every duration)."""
-    if s.control != "centralized":
+    if not s.centralized:
         return None
-    c = s.central_spec
-    return central_mod.CentralParams(
-        objective=c.objective, poll_period_s=s.wall(c.poll_period_s),
-        mgmt_rtt_ms=s.wall(c.mgmt_rtt_ms), router=c.router)
+    c = s.wall_central()
+    return central_mod.CentralParams(objective=c.objective, poll_period_s=c.poll_period_s,
+                                     mgmt_rtt_ms=c.mgmt_rtt_ms, router=c.router or None)
 
 
 class Run:
@@ -503,7 +502,8 @@ class Run:
         dest = self.folder / "logs"
         dest.mkdir(parents=True, exist_ok=True)
         # logs, plus the final VNF counters and D-MANO status files
-        finals = [*net.run_folder.glob("vnf/*.json"), *net.run_folder.glob("r*/dmano.json")]
+        finals = [*net.run_folder.glob("vnf/*.json"), *net.run_folder.glob("r*/dmano.json"),
+                  *net.run_folder.glob("central/*.json")]
         for path in [*net.run_folder.rglob("*.log"), *finals]:
             rel = path.relative_to(net.run_folder)
             target = dest / str(rel).replace("/", "_")

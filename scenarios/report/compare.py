@@ -292,8 +292,8 @@ def spof(result: ModeResult) -> list[dict[str, Any]]:
 def compare(results: Sequence[ModeResult]) -> dict[str, Any]:
     """Everything the comparison reports, as JSON-able data."""
     first = results[0].scenario
-    central = next((r.scenario.central_spec for r in results
-                    if r.scenario.control == "centralized"), None)
+    central = next((r.scenario.effective_central for r in results
+                    if r.scenario.centralized), None)
     return {
         "scenario": first.name, "scenario_file": str(first.path),
         "topology": first.topology.name, "policy": first.policy.name,
