@@ -1,4 +1,5 @@
-"""``python -m scenarios``: run scenario files (and check them)."""
+"""``python -m scenarios``: run scenario files (and check them); compare policies with the
+min-max-utilisation optimum offline (``optimum``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="run the connectors on this target instead of the topology's")
     chk = sub.add_parser("check", help="validate a scenario file and print its scaling")
     chk.add_argument("file", type=Path)
+    from scenarios.optimum import add_parser as add_optimum
+
+    add_optimum(sub)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -33,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
             s = load_scenario(args.file)
             print(f"{args.file}: scenario {s.name} OK\n{s.scaling_summary()}")
             return 0
+        if args.cmd == "optimum":
+            from scenarios.optimum import cmd_optimum
+
+            return cmd_optimum(args)
         from scenarios.runner import run_scenario
 
         try:

@@ -1,0 +1,1 @@
+"""The centralized baseline orchestrator (DESIGN §10)."""
