@@ -1,4 +1,5 @@
-"""``python -m scenarios``: run scenario files (and check them)."""
+"""``python -m scenarios``: run scenario files (and check them); compare policies with the
+min-max-utilisation optimum offline (``optimum``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("--no-figures", action="store_true")
     chk = sub.add_parser("check", help="validate a scenario file and print its scaling")
     chk.add_argument("file", type=Path)
+    from scenarios.optimum import add_parser as add_optimum
+
+    add_optimum(sub)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -52,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             print((folder / "comparison.txt").read_text(), end="")
             print(f"\nresults: {folder}")
             return 0
+        if args.cmd == "optimum":
+            from scenarios.optimum import cmd_optimum
+
+            return cmd_optimum(args)
         from scenarios.runner import run_scenario
 
         try:
