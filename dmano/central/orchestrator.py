@@ -257,11 +257,12 @@ class Orchestrator:
         rates = {(node, name): st.measurement.load
                  for node, per in self.statuses.items() for name, st in per.items() if st.up}
         self.demand = chain_demand(self.nodes.values(), self.classified_pps, rates)
-        tables, solution = min_max_tables(view, self.nodes.values(), self.policy,
-                                          self.demand)
-        self.optimum = {"status": getattr(solution, "status", ""),
-                        "max_utilisation": getattr(solution, "max_utilisation", None),
-                        "message": getattr(solution, "message", "")}
+        tables, solutions = min_max_tables(view, self.nodes.values(), self.policy,
+                                           self.demand)
+        self.optimum = {str(sid): {"status": sol.status,
+                                   "max_utilisation": sol.max_utilisation,
+                                   "message": sol.message}
+                        for sid, sol in solutions.items()}
         return tables
 
     async def push(self, node: str) -> None:

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
+from typing import Any
 
 from dmano.config import NodeConfig
 from dmano.model import InstanceState, LsdbView, VnfAnnouncement
@@ -84,37 +85,45 @@ def policy_tables(view: LsdbView, nodes: Iterable[NodeConfig], policy: Policy) -
 
 
 def min_max_tables(view: LsdbView, nodes: Iterable[NodeConfig], policy: Policy,
-                   demand: Mapping[tuple[str, int], float]) -> tuple[NodeTables, object]:
+                   demand: Mapping[tuple[str, int], float]
+                   ) -> tuple[NodeTables, dict[int, Any]]:
     """The policy's candidates with the LP optimum's weights (module docstring).
 
-    ``demand``: (node, service id) -> units/s that node sends to the service. Returns the
-    tables and the :class:`dmano.central.optimum.Solution`."""
+    ``demand``: (node, service id) -> units/s that node sends to the service. The LP is
+    solved per service (each instance serves one service, so the services are
+    independent, and a network-wide U would leave a lightly loaded service's instances
+    unbalanced among themselves). Returns the tables and the
+    :class:`dmano.central.optimum.Solution` per service id."""
     from dmano.central import optimum
 
     nodes = list(nodes)
     tables = policy_tables(view, nodes, policy)
-    candidates: dict[tuple[str, int], list[tuple[InstanceKey, float]]] = {}
-    capacity: dict[InstanceKey, float] = {}
+    pairs: dict[int, dict[tuple[str, int], dict[InstanceKey, float]]] = {}
     for node, per_service in tables.items():
         for sid, rows in per_service.items():
-            live = [c for c in rows if c.state == InstanceState.UP]
-            candidates[(node, sid)] = [((c.adv_router, c.instance_id), float(c.path_cost))
-                                       for c in live]
-    for key, ann in view.instances.items():
-        capacity[key] = float(max(ann.capacity, 1))
-    solution = optimum.solve(
-        {k: max(0.0, float(v)) for k, v in demand.items() if k in candidates},
-        candidates, capacity)
-    ints = optimum.weights(solution, policy.max_group_size)
+            pairs.setdefault(sid, {})[(node, sid)] = {
+                (c.adv_router, c.instance_id): float(c.path_cost)
+                for c in rows if c.state == InstanceState.UP}
+    capacity = {key: float(max(ann.capacity, 1)) for key, ann in view.instances.items()}
+    solutions: dict[int, Any] = {}
+    ints: dict[tuple[str, int], dict[InstanceKey, int]] = {}
+    split: dict[tuple[str, int], dict[InstanceKey, float]] = {}
+    for sid, cands in sorted(pairs.items()):
+        used = {k for c in cands.values() for k in c}
+        sol = optimum.solve({p: max(0.0, float(demand.get(p, 0.0))) for p in cands}, cands,
+                            {k: capacity[k] for k in used})
+        solutions[sid] = sol
+        ints.update(optimum.weights(sol, policy.max_group_size))
+        split.update(sol.split)
     out: NodeTables = {}
     for node, per_service in tables.items():
         out[node] = {}
         for sid, rows in per_service.items():
             w = ints.get((node, sid), {})
-            frac = solution.split.get((node, sid), {})
+            frac = split.get((node, sid), {})
             out[node][sid] = [
                 replace(c, weight=int(w.get((c.adv_router, c.instance_id), 0)),
                         share=float(frac.get((c.adv_router, c.instance_id), 0.0)))
                 if c.state == InstanceState.UP else c
                 for c in rows]
-    return out, solution
+    return out, solutions

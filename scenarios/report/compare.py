@@ -161,30 +161,31 @@ def window_balance(s: Scenario, shares: Sequence[ShareRow], w: Window) -> dict[s
     cap = {i.name: float(i.capacity) for i in s.topology.instances}
     service = {i.name: i.service for i in s.topology.instances}
     util = {i: rates.get(i, 0.0) / cap[i] for i in sorted(live)}
-    demand: dict[tuple[str, str], float] = {}
-    candidates: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    demand: dict[str, float] = {}
     for inst in sorted(live):
-        key = ("all", service[inst])
-        demand[key] = demand.get(key, 0.0) + rates.get(inst, 0.0)
-        candidates.setdefault(key, []).append((inst, 0.0))
-    solution = optimum.solve(demand, candidates, {i: cap[i] for i in live})
+        demand[service[inst]] = demand.get(service[inst], 0.0) + rates.get(inst, 0.0)
     errors = []
-    for key, insts in candidates.items():
-        total = demand[key]
+    best: float | None = None
+    status = []
+    for svc, total in sorted(demand.items()):  # one LP per service (independent)
+        insts = sorted(i for i in live if service[i] == svc)
+        solution = optimum.solve({svc: total}, {svc: dict.fromkeys(insts, 0.0)},
+                                 {i: cap[i] for i in insts})
+        status.append(solution.status)
+        best = max(best or 0.0, solution.max_utilisation)
         if total <= 0:
             continue
-        opt = solution.split.get(key, {})
-        for inst, _ in insts:
+        opt = solution.split.get(svc, {})
+        for inst in insts:
             errors.append(abs(rates.get(inst, 0.0) / total - opt.get(inst, 0.0)) * 100)
     highest = max(util.values()) if util else None
-    best = solution.max_utilisation
     return {
         "window": w.name, "utilisation": util,
-        "demand": {svc: d for (_, svc), d in demand.items()},
+        "demand": demand,
         "highest": highest, "optimum": best,
         "ratio": (highest / best) if highest is not None and best and best > 0 else None,
         "share_error_pts": statistics.fmean(errors) if errors else None,
-        "optimum_status": solution.status,
+        "optimum_status": ",".join(sorted(set(status))),
     }
 
 
