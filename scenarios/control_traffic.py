@@ -21,12 +21,17 @@ Counters of a process that restarted begin again at 0: each source's increase is
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from scenarios.outputs import CONTROL_COLUMNS
+from scenarios.outputs import CONTROL_COLUMNS, CsvWriter
 from topologies import ctrlstats
+
+log = logging.getLogger(__name__)
 
 COLUMNS = CONTROL_COLUMNS
 
@@ -99,3 +104,47 @@ class ControlSampler:
             for name, value in values.items():
                 a.add("central", name, float(value or 0))
         return {"t_s": t_s, **{c: a.get(c) for c in COLUMNS[1:]}}
+
+
+class ControlRecorder:
+    """A thread writing one :class:`ControlSampler` row every ``period_s`` of wall time
+    (reading the routers' counters takes a process per router: kept off the runner's
+    sampling loop, which must keep its pace), and a last one at :meth:`stop`.
+
+    ``to_scenario``: monotonic time -> scenario time."""
+
+    def __init__(self, sampler: ControlSampler, out: Path,
+                 to_scenario: Callable[[float], float], period_s: float = 1.0) -> None:
+        self.sampler = sampler
+        self.writer = CsvWriter(out, COLUMNS)
+        self.to_scenario = to_scenario
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="control-traffic",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self.record()
+        self._thread.start()
+
+    def record(self) -> None:
+        with self._lock:
+            t = self.to_scenario(time.monotonic())
+            self.writer.row(**self.sampler.sample(round(t, 3)))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period_s):
+            try:
+                self.record()
+            except Exception:  # never let the measurement kill the run
+                log.exception("control traffic: sample failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=30)
+        try:
+            self.record()
+        finally:
+            self.writer.close()

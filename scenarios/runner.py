@@ -36,7 +36,7 @@ import yaml
 
 from dmano.atomicfile import write_text_atomic
 from scenarios import figures
-from scenarios.control_traffic import ControlSampler
+from scenarios.control_traffic import ControlRecorder, ControlSampler
 from scenarios.losses import read_flow_logs, read_sink_flows, read_sink_losses, run_losses
 from scenarios.outputs import CONTROL_FILE
 from scenarios.report import RunSummary, report_run, report_set
@@ -227,13 +227,11 @@ class Run:
         weights = figures.CsvWriter(self.folder / figures.WEIGHTS_FILE)
         events = figures.CsvWriter(self.folder / figures.EVENTS_FILE)
         traffic = figures.CsvWriter(self.folder / figures.TRAFFIC_FILE)
-        control = figures.CsvWriter(self.folder / CONTROL_FILE)
-        sampler = self._control_sampler()
+        control = self._control_recorder()
         watcher = self._weight_watcher()
         try:
             watcher.start()
             self._sample_packets()  # baseline
-            control.row(**sampler.sample(0.0))
             pending = list(s.events)
             sample = s.wall(s.measure.sample_period_s)
             next_sample = sample
@@ -241,6 +239,7 @@ class Run:
             while time.monotonic() < self.t0:
                 time.sleep(0.01)
             events.row(t_s=0.0, kind="run_start", detail=s.name)
+            control.start()
             end = s.wall_duration_s
             while True:
                 now = time.monotonic() - self.t0
@@ -251,7 +250,6 @@ class Run:
                     log.info("t=%.0f s: %s", ev.at_s, ev.describe())
                 if now >= next_sample:
                     self._sample(s.scenario_time(next_sample), shares, weights, events, traffic)
-                    control.row(**sampler.sample(s.scenario_time(next_sample)))
                     next_sample += sample
                 if now >= next_progress:
                     self._progress(now)
@@ -264,7 +262,8 @@ class Run:
                        detail="")
         finally:
             watcher.stop()
-            for w in (shares, weights, events, traffic, control):
+            control.stop()
+            for w in (shares, weights, events, traffic):
                 w.close()
 
     def _weight_watcher(self) -> WeightWatcher:
@@ -278,15 +277,20 @@ class Run:
             self.folder / figures.WEIGHT_CHANGES_FILE,
             lambda unix: s.scenario_time(unix - unix_t0))
 
-    def _control_sampler(self) -> ControlSampler:
+    def _control_recorder(self) -> ControlRecorder:
+        """control.csv, every second of wall time (or sample period, if longer)."""
         net = self.net
         assert net is not None
         nodes = [n.name for n in self.s.topology.nodes]
         central = net.central is not None
-        return ControlSampler(
+        sampler = ControlSampler(
             {n: net.nodes[f"r{n}"].netns for n in nodes},
             {} if central else {n: net.status_path(n) for n in nodes},
             central_mod.status_file(net.run_folder) if central else None)
+        return ControlRecorder(
+            sampler, self.folder / CONTROL_FILE,
+            lambda mono: self.s.scenario_time(mono - self.t0),
+            max(1.0, self.s.wall(self.s.measure.sample_period_s)))
 
     def _progress(self, now: float) -> None:
         s = self.s

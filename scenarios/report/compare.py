@@ -9,7 +9,7 @@ run folders and compares, per mode (means over the repetitions):
   (the largest avoidance time over the nodes that sent it new flows; "never" when one
   did not before the next event) or gives new flows again to one given back
   (readmission); for a load step, the time until the first weight change anywhere and
-  until the last one before the next event (settled);
+  until every ingress node (where the traffic is classified) has changed its weights;
 * **balance** -- per steady window: each instance's utilisation (mean processing rate
   over the window / capacity), the highest, the LP optimum's highest for the same demand
   (:mod:`dmano.central.optimum`: the instances of a service reachable from everywhere,
@@ -100,6 +100,21 @@ def _changes(run: Path) -> list[WeightRow]:
     return figures.read_weight_changes(path) if path.is_file() else []
 
 
+def _ingress_nodes(s: Scenario) -> list[str]:
+    """The nodes whose classifier puts the scenario's traffic on a chain."""
+    hosts = {h.name: h.node for h in s.topology.hosts}
+    return sorted({hosts[c.source] for c in s.traffic if c.chain is not None})
+
+
+def _first_changes(changes: Sequence[WeightRow], t: float, until: float) -> dict[str, float]:
+    """Per node, seconds from ``t`` to its first weight change before ``until``."""
+    out: dict[str, float] = {}
+    for r in sorted(changes, key=lambda r: r.t_s):
+        if t < r.t_s < until and r.node not in out:
+            out[r.node] = r.t_s - t
+    return out
+
+
 def reaction(result: ModeResult) -> list[dict[str, Any]]:
     """Per event of the timeline, this mode's reaction (module docstring)."""
     s = result.scenario
@@ -107,7 +122,7 @@ def reaction(result: ModeResult) -> list[dict[str, Any]]:
     for k, ev in enumerate(s.events):
         per_run: dict[str, list[float | None]] = {
             "lost": [], "flows": [], "recovery_s": [], "avoid_s": [], "readmit_s": [],
-            "first_change_s": [], "settled_s": []}
+            "first_change_s": [], "ingress_s": []}
         for summary in result.summaries:
             m = next((e for e in summary.events if e.index == k and e.kind == ev.action),
                      None)
@@ -123,10 +138,10 @@ def reaction(result: ModeResult) -> list[dict[str, Any]]:
                 per_run["readmit_s"].append(_all_or_none(
                     [t for per in m.readmission_s.values() for t in per.values()]))
             if ev.action == "set_load":
-                times = sorted(r.t_s - m.t_s for r in _changes(Path(summary.run))
-                               if m.t_s < r.t_s < m.until_s)
-                per_run["first_change_s"].append(times[0] if times else None)
-                per_run["settled_s"].append(times[-1] if times else None)
+                first = _first_changes(_changes(Path(summary.run)), m.t_s, m.until_s)
+                per_run["first_change_s"].append(min(first.values(), default=None))
+                per_run["ingress_s"].append(_all_or_none(
+                    [first.get(n) for n in _ingress_nodes(s)]))
         row: dict[str, Any] = {"index": k, "action": ev.action, "target": ev.target,
                                "label": ev.describe(), "at_s": ev.at_s}
         for key, vals in per_run.items():
@@ -333,7 +348,7 @@ def render(data: dict[str, Any]) -> str:
         "",
         "1. Reaction per event: lost packets (flows), recovery = event to last loss,",
         "   every-node avoidance (instance taken away) / readmission (given back); for a",
-        "   load step: first weight change anywhere / last one before the next event.",
+        "   load step: first weight change anywhere / at every ingress node.",
         "   'never' = some node had not reacted before the next event.",
     ]
     header = f"   {'t':>6} {'event':<34}" + "".join(
@@ -350,7 +365,7 @@ def render(data: dict[str, Any]) -> str:
                 react = _f(r.get("readmit_s"), ".3f", "never")
             elif r["action"] == "set_load":
                 react = (f"{_f(r.get('first_change_s'), '.1f')}/"
-                         f"{_f(r.get('settled_s'), '.1f')}")
+                         f"{_f(r.get('ingress_s'), '.1f', 'never')}")
             else:
                 react = ""
             cells.append(f" | {_f(r.get('lost'), '.0f'):>10} {_f(r.get('flows'), '.0f'):>6}"
