@@ -1,19 +1,24 @@
-"""``python -m topologies``: check, bring up, inspect and clean emulated networks."""
+"""``python -m topologies``: check, bring up, inspect and clean emulated networks, and
+import real ones (Topology Zoo, SNDlib, GraphML, GML) as topology files."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import re
+import shlex
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from dmano.yamlconf import ConfigError
 from topologies import addressing as addr
 from topologies import central, runstate
 from topologies.frr import FrrError, RouterPaths
+from topologies.importer import TopologyImportError
 from topologies.spec import Topology, load_topology
 
 log = logging.getLogger("topologies")
@@ -246,6 +251,154 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Write a topology file (and with --scenario-out a scenario file) from a real network;
+    a bad input is an error before anything is written."""
+    from dmano.atomicfile import write_text_atomic
+    from topologies import importer as imp
+
+    out: Path = args.output
+    scenario_out: Path | None = args.scenario_out
+    if scenario_out is None:
+        for opt, value in (("--demands", args.demands), ("--total-pps", args.total_pps)):
+            if value is not None:
+                raise TopologyImportError(f"{opt} applies to --scenario-out only")
+    for path in (out, scenario_out):
+        if path is not None and not path.absolute().parent.is_dir():
+            raise TopologyImportError(f"{path}: no such folder {path.parent}")
+    if scenario_out is not None and scenario_out.absolute() == out.absolute():
+        raise TopologyImportError("--scenario-out must differ from -o")
+    opts = imp.ImportOptions(
+        cost=args.cost, length_unit_km=args.length_unit, reference_mbit=args.reference_bandwidth,
+        cost_attribute=args.cost_attribute,
+        services=tuple(imp.ServiceRequest.parse(s) for s in args.service),
+        placement=args.placement, seed=args.seed, capacity=args.capacity,
+        ingress=tuple(args.ingress), egress=tuple(args.egress),
+        largest_component=args.largest_component,
+        demands=None if scenario_out is None else (args.demands or imp.DEFAULT_DEMANDS),
+        total_pps=args.total_pps or imp.DEFAULT_TOTAL_PPS,
+        name=out.stem, command=_command(args.raw_argv),
+        scenario_name=_scenario_name(scenario_out) if scenario_out else "",
+        topology_ref=(Path(os.path.relpath(out.absolute(), scenario_out.absolute().parent))
+                      .as_posix() if scenario_out else ""),
+    )
+    result = imp.import_topology(args.source, opts)
+    warning = imp.memory_warning(len(result.nodes), imp.available_memory_mb())
+    if warning:
+        log.warning("%s", warning)
+    write_text_atomic(out, result.topology_text)
+    if scenario_out is not None and result.scenario_text is not None:
+        write_text_atomic(scenario_out, result.scenario_text)
+    per_service: dict[str, int] = {}
+    for inst in result.instances:
+        per_service[inst.service] = per_service.get(inst.service, 0) + 1
+    services = ", ".join(f"{s} {n}" for s, n in per_service.items())
+    hosts = ", ".join(f"{h} ({role} on {node})" for h, (node, role) in result.hosts.items())
+    print(f"wrote {out}: {len(result.nodes)} NFV nodes, {len(result.links)} links, "
+          f"{len(result.instances)} VNF instances ({services}), hosts {hosts}")
+    if scenario_out is not None:
+        print(f"wrote {scenario_out}: {len(result.demands)} traffic classes from the "
+              "largest demands")
+    print(f"validate it with: python -m topologies check {out}")
+    return 0
+
+
+def _scenario_name(path: Path) -> str:
+    """The scenario file's stem if it is a valid scenario name, else a cleaned one."""
+    from topologies.naming import clean_name
+
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", path.stem):
+        return path.stem
+    return clean_name(path.stem, 32, prefix="S")
+
+
+def _command(raw_argv: list[str]) -> str:
+    """The import command as typed (without -v), for the generated file's header."""
+    argv = list(raw_argv)
+    if "import" in argv:
+        argv = argv[argv.index("import"):]
+    return "python -m topologies " + shlex.join(argv)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _int_in(lo: int, hi: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = lo - 1
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected a whole number in {lo}..{hi}, "
+                                             f"got {text!r}")
+        return value
+
+    return parse
+
+
+def _import_parser(sub: Any) -> None:
+    from topologies import importer as imp
+
+    im = sub.add_parser(
+        "import", help="write a topology file from a real network (topohub key, GraphML "
+                       "or GML file)",
+        description="Convert a Topology Zoo / SNDlib / CAIDA network shipped with topohub "
+                    "(e.g. topozoo/Abilene, sndlib/germany50) or a GraphML/GML file into a "
+                    "topology file. Bad input exits 2 and writes nothing.")
+    im.add_argument("source", help="topohub key group/name, or a .graphml/.gml file")
+    im.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.yaml",
+                    help="the topology file to write (its name is the topology's name)")
+    im.add_argument("--cost", choices=imp.COST_RULES, default="length",
+                    help="link cost: length (1 per --length-unit km; from the edge's dist/"
+                         "length/distance, else great-circle from node coordinates), "
+                         "capacity (--reference-bandwidth / capacity, as OSPF auto-cost), "
+                         "unit (all 1); default length")
+    im.add_argument("--length-unit", type=_positive, default=imp.DEFAULT_LENGTH_UNIT_KM,
+                    metavar="KM", help="km per unit of cost for --cost length (default "
+                                       f"{imp.DEFAULT_LENGTH_UNIT_KM:g})")
+    im.add_argument("--reference-bandwidth", type=_positive,
+                    default=imp.DEFAULT_REFERENCE_MBIT, metavar="MBIT",
+                    help="reference bandwidth for --cost capacity in Mbit/s (default "
+                         f"{imp.DEFAULT_REFERENCE_MBIT:g})")
+    im.add_argument("--cost-attribute", metavar="NAME",
+                    help="the edge attribute with the length (km) or capacity (Mbit/s)")
+    im.add_argument("--service", action="append", default=[], metavar="NAME[:COUNT[:KIND]]",
+                    help="a service, repeatable, in chain order (default FW and IDS; COUNT "
+                         "default: one per 10 nodes, at least 2; KIND default from the "
+                         "name: FW firewall, IDS ids, DPI dpi, else passthrough)")
+    im.add_argument("--placement", choices=imp.PLACEMENTS, default="betweenness",
+                    help="which nodes get the instances (default betweenness)")
+    im.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=1,
+                    help="seed of --placement random (default 1)")
+    im.add_argument("--capacity", type=_int_in(1, 10_000_000), default=imp.DEFAULT_CAPACITY,
+                    help=f"capacity of every instance (default {imp.DEFAULT_CAPACITY})")
+    im.add_argument("--ingress", nargs="+", default=[], metavar="NODE",
+                    help="ingress nodes (original or sanitised names; default: see --egress)")
+    im.add_argument("--egress", nargs="+", default=[], metavar="NODE",
+                    help="egress nodes (default: the two nodes farthest apart by link cost; "
+                         "with one side given, the node farthest from it)")
+    im.add_argument("--largest-component", action="store_true",
+                    help="import the largest connected part of a disconnected graph")
+    im.add_argument("--scenario-out", type=Path, metavar="FILE.yaml",
+                    help="also write a scenario whose traffic is the largest demands of "
+                         "the source's demand matrix (SNDlib)")
+    im.add_argument("--demands", type=_int_in(1, 10_000), default=None, metavar="K",
+                    help=f"how many demands (default {imp.DEFAULT_DEMANDS}); their end "
+                         "nodes get hosts")
+    im.add_argument("--total-pps", type=_positive, default=None, metavar="PPS",
+                    help="packets/s of all demand traffic together (default "
+                         f"{imp.DEFAULT_TOTAL_PPS:g})")
+    im.set_defaults(func=cmd_import)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m topologies", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -296,16 +449,18 @@ def parser() -> argparse.ArgumentParser:
     ck = sub.add_parser("check", help="validate a topology file and print its address plan")
     ck.add_argument("file", type=Path)
     ck.set_defaults(func=cmd_check)
+    _import_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.raw_argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ConfigError, FrrError) as exc:
+    except (ConfigError, FrrError, TopologyImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:

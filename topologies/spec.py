@@ -26,6 +26,7 @@ INSTANCE_HINT = "a name of 1-11 letters, digits, '_' or '-' starting with a lett
 PROTOCOLS = {"any": None, "icmp": 1, "tcp": 6, "udp": 17}
 VNF_KINDS = ("passthrough", "firewall", "ids", "dpi", "scapy")
 RULE_KINDS = {"firewall": parse_rule, "dpi": parse_dpi_rule}  # kinds with rules: syntax
+MAX_NODES = 250  # the address plan's 10.N.0.0/24 per node (topologies/addressing.py)
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,9 @@ def parse_topology(data: object, path: Path) -> Topology:
         ospf = _ospf(top)
         nodes = top.items("nodes", _node, min_len=1)
         nodes = [NodeSpec(n.name, i + 1) for i, n in enumerate(nodes)]
-        if len(nodes) > 250:
-            raise top.error("nodes", f"at most 250 NFV nodes are supported, got {len(nodes)}")
+        if len(nodes) > MAX_NODES:
+            raise top.error("nodes", f"at most {MAX_NODES} NFV nodes are supported, got "
+                                     f"{len(nodes)}")
         top.unique("nodes", [n.name for n in nodes])
         node_names = {n.name for n in nodes}
         links = top.items("links", lambda f: _link(f, node_names), default=[])
