@@ -96,6 +96,7 @@ def parse_central_config(data: Any, path: Path) -> CentralConfig:
             p = Path(item) if Path(item).is_absolute() else base / item
             nodes.append(load_node_config(p))
         _check_unique(path, nodes)
+        _check_status_files(path, nodes, status_file, status_dir)
     return CentralConfig(
         policy=policy, status_file=status_file, node_status_dir=status_dir,
         nodes=tuple(nodes), objective=objective, poll_period_s=poll, mgmt_rtt_ms=rtt,
@@ -111,3 +112,20 @@ def _check_unique(path: Path, nodes: list[NodeConfig]) -> None:
                 raise ConfigError(path, None, "nodes",
                                   f"{n.path} and {seen[value]} have the same {attr} {value}")
             seen[value] = n.path
+
+
+def _check_status_files(path: Path, nodes: list[NodeConfig], status_file: Path,
+                        status_dir: Path) -> None:
+    """Each node's status file (``<node_status_dir>/<node>.json``) must be a file of its
+    own in that folder: not the orchestrator's status file (a node named like it, e.g.
+    ``central`` with the default folder), nor outside the folder (a ``/`` in the name)."""
+    for n in nodes:
+        if "/" in n.node or n.node in (".", ".."):
+            raise ConfigError(path, None, "nodes",
+                              f"{n.path}: node name {n.node!r} cannot name its status "
+                              f"file in node_status_dir {status_dir}")
+        if status_dir / f"{n.node}.json" == status_file:
+            raise ConfigError(path, None, "nodes",
+                              f"{n.path}: the status file of node {n.node} would be the "
+                              f"orchestrator's status_file {status_file}: rename the "
+                              f"node, the status_file or node_status_dir")

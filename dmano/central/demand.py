@@ -50,7 +50,9 @@ def chain_demand(nodes: Iterable[NodeConfig], classified_pps: Mapping[str, float
     demand: dict[tuple[str, int], float] = defaultdict(float)
     if not nodes:
         return {}
-    chains = {c.spi: c.services for c in nodes[0].chains}
+    # every node's chains (the same on every node that forwards them; a node with no
+    # instances and no classifier may list none, and may come first)
+    chains = {c.spi: c.services for n in nodes for c in n.chains}
     after = successors(chains.values())
     for n in nodes:
         spis = sorted({r.chain for r in n.classifier if r.chain in chains})

@@ -5,7 +5,8 @@ One process for the whole network:
 * **topology**: the LSDB of one router, followed through its OSPF API with the D-MANO's
   own session and mirror (:mod:`dmano.ospf_api`, :mod:`dmano.lsdb`), as a controller
   learns the IGP through BGP-LS. A topology change (router or network LSA) triggers a
-  recompute at once, as a BGP-LS update would.
+  recompute at once, as a BGP-LS update would. After the OSPF API reconnects (ospfd
+  restarted), writes wait until the LSDB is re-learnt, as a D-MANO's do.
 * **VNF state**: every ``poll_period_s``, one poll per node (:mod:`dmano.central.poller`),
   after the management round trip; a failed VNF is seen only there. The VNF cost is the
   policy's, with the policy's hysteresis (:class:`dmano.central.planner.CostBook`).
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE_S = 0.02
 API_RESTART_MAX_S = 10.0
+RESYNC_GRACE_S = 10.0  # as the D-MANO's (dmano.daemon)
 
 
 def make_writers(cfg: CentralConfig) -> dict[str, ConnectorWriter]:
@@ -113,6 +115,8 @@ class Orchestrator:
         self.optimum: dict[str, Any] = {}
         self.api_restarts = 0
         self.reload_requested = False
+        self.hold_until = 0.0  # after an OSPF API reconnect (see _reset)
+        self.routers_before_reset = 0
 
     # -- OSPF API (the topology feed) ------------------------------------------------------
     def _lsa_update(self, raw: bytes) -> None:
@@ -128,6 +132,14 @@ class Orchestrator:
             self.changed.set()
 
     def _reset(self) -> None:
+        """Connected again after a loss: drop the stale mirror and, as a D-MANO does,
+        hold the writes until the LSDB is re-learnt (as many routers as before, or
+        ``RESYNC_GRACE_S``): tables from a half-learnt LSDB would take every instance
+        behind a missing router out of every connector."""
+        self.routers_before_reset = max(self.routers_before_reset,
+                                        len(self.mirror.view.routers))
+        if self.session.connections > 1:
+            self.hold_until = time.monotonic() + RESYNC_GRACE_S
         self.mirror.clear()
 
     def _changed(self) -> None:
@@ -159,7 +171,12 @@ class Orchestrator:
         log.info("policy reloaded from %s: %s", self.cfg.policy, policy.to_dict())
         self.policy = policy
         self.costs.reset()
+        # the last poll's measurements, costed by the new policy (an empty cost book
+        # would leave every instance out of the next recompute's tables)
+        for node, statuses in self.statuses.items():
+            self._update_costs(node, statuses)
         self.reload_requested = True
+        self.changed.set()
 
     # -- the loop --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -169,7 +186,8 @@ class Orchestrator:
             while not stop.is_set():
                 waiter = asyncio.ensure_future(self.changed.wait())
                 stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({waiter, stopper, poller},
+                                   return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 stopper.cancel()
                 if self.changed.is_set() and not stop.is_set():
@@ -185,6 +203,8 @@ class Orchestrator:
                     await asyncio.wait_for(task, 5)
                 except (TimeoutError, asyncio.CancelledError):
                     log.warning("a task did not stop within 5 s")
+                except Exception as exc:  # the poll loop's error, already raised above
+                    log.debug("task ended with %s", exc)
             self.write_status(stopped=True)
 
     async def poll_loop(self, stop: asyncio.Event) -> None:
@@ -206,14 +226,19 @@ class Orchestrator:
         self.reload_requested = False
         for poll in polls:
             self.statuses[poll.node] = poll.statuses
-            for name, st in poll.statuses.items():
-                if st.up:
-                    cost = self.policy.vnf_cost(st.measurement)
-                    if self.costs.update(poll.node, name, cost, self.policy):
-                        log.info("instance %s@%s: VNF cost %d (load %.1f)", name,
-                                 poll.node, cost, st.measurement.load)
-                else:
-                    self.costs.forget(poll.node, name)
+            self._update_costs(poll.node, poll.statuses)
+
+    def _update_costs(self, node: str, statuses: dict[str, InstanceStatus]) -> None:
+        """The VNF cost of every instance of ``node`` that is up, with the policy's
+        hysteresis; an instance that is down has none (as a withdrawn LSA)."""
+        for name, st in statuses.items():
+            if st.up:
+                cost = self.policy.vnf_cost(st.measurement)
+                if self.costs.update(node, name, cost, self.policy):
+                    log.info("instance %s@%s: VNF cost %d (load %.1f)", name, node, cost,
+                             st.measurement.load)
+            else:
+                self.costs.forget(node, name)
 
     async def _read_classified(self, node: str) -> None:
         writer = self.writers[node]
@@ -237,7 +262,7 @@ class Orchestrator:
 
     async def recompute(self) -> None:
         async with self.lock:
-            if not self.session.connected or not self.statuses:
+            if not self.session.connected or not self.statuses or self._holding():
                 self.write_status()
                 return  # no topology or no poll yet: keep what the connectors hold
             view = instance_view(self.mirror.view, self.nodes.values(), self.statuses,
@@ -252,6 +277,14 @@ class Orchestrator:
             self.tables = tables
             await asyncio.gather(*(self.push(node) for node in self.nodes))
             self.write_status()
+
+    def _holding(self) -> bool:
+        """Still re-learning the LSDB after an OSPF API reconnect (see _reset)."""
+        if (self.hold_until and time.monotonic() < self.hold_until
+                and len(self.mirror.view.routers) < self.routers_before_reset):
+            return True
+        self.hold_until = 0.0
+        return False
 
     def _min_max(self, view: Any) -> NodeTables:
         rates = {(node, name): st.measurement.load
