@@ -114,6 +114,9 @@ class OspfApiSession:
         # instance id -> (opaque id, body, monotonic time) of what ospfd accepted
         self.announced: dict[int, tuple[int, bytes, float]] = {}
         self.generation: dict[int, int] = {}  # instance id -> generation of its opaque ID
+        # instance id -> (opaque id, monotonic time) of its last origination, kept after a
+        # withdrawal: ospfd delays a new origination of the same LSA within MinLSInterval
+        self.originated: dict[int, tuple[int, float]] = {}
         self.pending_withdrawals: dict[int, int] = {}  # instance id -> opaque id to delete
         self.connections = 0
         self.failures = 0  # sessions that ended in an error
@@ -182,8 +185,15 @@ class OspfApiSession:
             return
         generation = self.generation.get(instance_id, 0)
         previous = None
+        last = self.originated.get(instance_id)
         if current is not None and time.monotonic() - current[2] < REFRESH_MIN_S:
             previous = current[0]
+            generation = (generation + 1) % (lsa.MAX_GENERATION + 1)
+        elif (current is None and last is not None
+              and last[0] == lsa.make_opaque_id(instance_id, generation)
+              and time.monotonic() - last[1] < REFRESH_MIN_S):
+            # announced again soon after a withdrawal (a VNF restarted): ospfd would hold
+            # the same LSA back until MinLSInterval; the next generation goes out at once
             generation = (generation + 1) % (lsa.MAX_GENERATION + 1)
         opaque_id = lsa.make_opaque_id(instance_id, generation)
         self.pending_withdrawals.pop(instance_id, None)  # announced again: not withdrawn
@@ -199,6 +209,7 @@ class OspfApiSession:
                     int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, opaque_id, body)
                 self.generation[instance_id] = generation
                 self.announced[instance_id] = (opaque_id, body, time.monotonic())
+                self.originated[instance_id] = (opaque_id, time.monotonic())
                 if previous is not None and previous != opaque_id:
                     await self.client.delete_opaque_data(
                         int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, previous)

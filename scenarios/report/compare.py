@@ -445,10 +445,10 @@ def plot(data: dict[str, Any], results: Sequence[ModeResult], out_dir: Path) -> 
                  if r["action"] in UP_KINDS else r.get("first_change_s") for r in rs]
         ax1.bar(x + j * width, [v if v is not None else 0 for v in react], width,
                 label=m, color=colours.get(m))
-        for xi, v in zip(x, react, strict=True):
-            if v is None:
-                ax1.text(xi + j * width, 0, "n/a", ha="center", va="bottom", fontsize=6,
-                         rotation=90)
+        for xi, v, r in zip(x, react, rs, strict=True):
+            if v is None and (r["action"] in DOWN_KINDS or r["action"] in UP_KINDS):
+                ax1.text(xi + j * width, 0, "never", ha="center", va="bottom", fontsize=7,
+                         rotation=90, color=colours.get(m))
         ax2.bar(x + j * width, [r.get("lost") or 0 for r in rs], width, label=m,
                 color=colours.get(m))
     for ax, ylabel in ((ax1, "reaction (s, every node)"), (ax2, "packets lost")):

@@ -141,3 +141,33 @@ def test_cancellation_is_not_swallowed(session) -> None:
             await asyncio.wait_for(task, 5)
 
     asyncio.run(main())
+
+
+def test_reannounce_soon_after_a_withdrawal_uses_the_next_generation(
+        session, monkeypatch) -> None:
+    """A VNF restarted within ospfd's MinLSInterval of its withdrawal: the same opaque ID
+    would be held back by ospfd for up to 5 s; the next generation goes out at once."""
+    from dmano import lsa
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(session.run(stop))
+        await _until(lambda: session.connected)
+        monkeypatch.setattr(ospf_api, "REFRESH_MIN_S", 60.0)
+        await session.announce(7, b"body")
+        first = session.announced[7][0]
+        await session.withdraw(7)
+        await session.announce(7, b"body")
+        second = session.announced[7][0]
+        assert first == lsa.make_opaque_id(7, 0)
+        assert second == lsa.make_opaque_id(7, 1)
+        assert FakeClient.instances[-1].added == [first, second]
+        # long after: the same generation again (nothing to wait for)
+        await session.withdraw(7)
+        monkeypatch.setattr(ospf_api, "REFRESH_MIN_S", 0.0)
+        await session.announce(7, b"body")
+        assert session.announced[7][0] == second
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
