@@ -82,7 +82,8 @@ resyncs after a server restart finds its own ids): the group of slot S (entry (S
 becomes group S (group 512 for service 0, which P4Runtime cannot number 0); the group of
 slot 256 + S (entry (S, 1)) becomes that same group when both slots hold the same members
 and weights in the same order (one group shared by both entries), else its own group
-256 + S (= the slot). Restored groups have max_size 0.
+256 + S (= the slot). Restored groups have max_size 0, which stands for the largest size:
+a writer that resyncs may modify them with max_size 64 (or 0).
 
 Note: P4Runtime 1.4 asks that all members of a group use the same action; this server
 deliberately accepts groups mixing to_local_vnf and to_remote members (a service's local

@@ -118,7 +118,10 @@ def write_group(fs: ForwardingState, utype: int, g: Any) -> None:
     if g.max_size < 0 or g.max_size > max_group_size:
         raise P4RTError(code_pb2.INVALID_ARGUMENT,
                         f"max_size {g.max_size} is not in 0..{max_group_size}")
-    if old is not None and g.max_size != old.max_size:
+    # 0 means the largest size; a group restored from the target after a server restart
+    # has 0 (the target keeps no max_size), so compare the sizes they stand for
+    if old is not None and (g.max_size or max_group_size) != (old.max_size
+                                                              or max_group_size):
         raise P4RTError(code_pb2.INVALID_ARGUMENT,
                         f"max_size cannot change ({old.max_size} -> {g.max_size})")
     members = _group_members(fs, g, g.max_size or max_group_size)

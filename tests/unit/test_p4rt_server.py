@@ -296,7 +296,11 @@ def test_group_validation(server, client, fake):
     # weight 0: a draining member, kept in the group for its cached flows (PIPELINE.md)
     assert write(client, ins(group(4, [(1, 0), (2, 3)]))) == [OK]
     assert write(client, ins(group(5, [(1, 0)]))) == [OK]  # all draining
-    assert write(client, mod(group(1, [(1, 1)], max_size=0))) == [code_pb2.INVALID_ARGUMENT]
+    # max_size 0 stands for 64: no change; any other size is one
+    assert write(client, mod(group(1, [(1, 1)], max_size=0))) == [OK]
+    assert write(client, mod(group(1, [(1, 1)], max_size=32))) == [code_pb2.INVALID_ARGUMENT]
+    assert write(client, ins(group(6, [(1, 1)], max_size=32))) == [OK]
+    assert write(client, mod(group(6, [(1, 2)], max_size=0))) == [code_pb2.INVALID_ARGUMENT]
     codes = write(client, ins(member(3, action("to_service", service_id=1))),
                   ins(member(3, action("NoAction"))),
                   ins(member(0, local)),

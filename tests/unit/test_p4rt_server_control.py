@@ -340,6 +340,8 @@ def test_restore_from_running_target(tmp_path, fake):
         # and it can be changed through P4Runtime as usual: the shared group reaches both
         assert write(c, mod(group(2, [(3, 2)]))) == [OK]
         assert fake.of("set_group") == [(2, [(3, 2)]), (2 + 256, [(3, 2)])]
+        # a writer that resyncs modifies them with its own max_size (64 = 0 here)
+        assert write(c, mod(group(2, [(3, 2)], max_size=64))) == [OK]
         assert write(c, dele(select_entry(5, from_remote=1)), dele(group(261))) == [OK, OK]
         assert fake.of("delete_group") == [(5 + 256,)]
         assert fake.groups == {2: [(3, 2)], 2 + 256: [(3, 2)], 5: [(3, 1), (4, 1)],
