@@ -146,6 +146,9 @@ class Processor:
         #: ctx1 -> packets, in recency order (oldest first); at most ``flows_max`` entries
         self.flows: dict[int, int] = {}
         self.flows_evicted = 0
+        #: SPI -> NSH packets that arrived on that service path (before any capacity drop):
+        #: where this instance's traffic goes next (the central orchestrator's demand)
+        self.spi_packets: dict[int, int] = {}
 
     # -- the fast path ---------------------------------------------------------------
     def process(self, buf: bytearray, off: int, n: int) -> int:
@@ -181,6 +184,9 @@ class Processor:
         if not si:
             self.drops[SI_ZERO] += 1
             return SI_ZERO
+        spi_packets = self.spi_packets
+        spi = spi_si >> 8
+        spi_packets[spi] = spi_packets.get(spi, 0) + 1
 
         # per-flow packet counts, most recent last (pop + insert moves the key to the end)
         flows = self.flows

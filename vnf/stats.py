@@ -25,6 +25,7 @@ Format (``format`` 1; new keys may be added, existing ones keep their meaning)::
       "cpu_percent": 12.5,           this process's CPU over the same window, 100 = 1 core
       "packets_in": 1875, "bytes_in": 187500,
       "packets_out": 1500, "bytes_out": 150000,
+      "packets_by_spi": {"10": 1500},   NSH packets that arrived per service path (SPI)
       "dropped": {"truncated": 0, "not_nsh": 0, "bad_version": 0, "bad_md_type": 0,
                   "bad_length": 0, "si_zero": 0, "over_capacity": 300, "bad_inner": 0,
                   "policy_drop": 75, "too_big": 0, "tx_error": 0, "vnf_error": 0},
@@ -157,6 +158,7 @@ class StatsWriter:
             "flows": flows,
             "flows_tracked": len(flows),
             "flows_evicted": p.flows_evicted,
+            "packets_by_spi": {str(k): v for k, v in sorted(p.spi_packets.items())},
             "service_stats": p.service.stats(),
         }
 

@@ -45,7 +45,7 @@ from dmano.central.planner import (
     min_max_tables,
     policy_tables,
 )
-from dmano.central.poller import NodePoller, PollCounters
+from dmano.central.poller import NodePoll, NodePoller, PollCounters
 from dmano.config import NodeConfig
 from dmano.connector_client import ConnectorWriter, DryRunConnector
 from dmano.connector_state import DesiredState, desired_state, diff
@@ -111,6 +111,9 @@ class Orchestrator:
         self.counter_read_errors = 0
         self.classified: dict[str, tuple[int, float]] = {}  # node -> (count, time)
         self.classified_pps: dict[str, float] = {}
+        # (node, instance) -> ({spi: packets}, monotonic time) of the last poll, and rates
+        self.spi_counts: dict[tuple[str, str], tuple[dict[int, int], float]] = {}
+        self.spi_pps: dict[tuple[str, str], dict[int, float]] = {}
         self.demand: dict[tuple[str, int], float] = {}
         self.optimum: dict[str, Any] = {}
         self.api_restarts = 0
@@ -227,6 +230,23 @@ class Orchestrator:
         for poll in polls:
             self.statuses[poll.node] = poll.statuses
             self._update_costs(poll.node, poll.statuses)
+            self._update_spi_rates(poll)
+
+    def _update_spi_rates(self, poll: NodePoll) -> None:
+        """Per instance and service path, packets/s since the previous poll (the demand
+        of objective min-max-utilisation; a restarted VNF's counters start again)."""
+        for name, counts in poll.by_spi.items():
+            key = (poll.node, name)
+            prev = self.spi_counts.get(key)
+            self.spi_counts[key] = (counts, poll.mono)
+            if prev is None or poll.mono <= prev[1]:
+                continue
+            dt = poll.mono - prev[1]
+            self.spi_pps[key] = {spi: (n - prev[0].get(spi, 0)) / dt
+                                 for spi, n in counts.items() if n >= prev[0].get(spi, 0)}
+        for key in [k for k in self.spi_pps if k[0] == poll.node
+                    and k[1] not in poll.by_spi]:
+            self.spi_pps.pop(key)  # down: no traffic to pass on
 
     def _update_costs(self, node: str, statuses: dict[str, InstanceStatus]) -> None:
         """The VNF cost of every instance of ``node`` that is up, with the policy's
@@ -289,7 +309,8 @@ class Orchestrator:
     def _min_max(self, view: Any) -> NodeTables:
         rates = {(node, name): st.measurement.load
                  for node, per in self.statuses.items() for name, st in per.items() if st.up}
-        self.demand = chain_demand(self.nodes.values(), self.classified_pps, rates)
+        self.demand = chain_demand(self.nodes.values(), self.classified_pps, rates,
+                                   self.spi_pps)
         tables, solutions = min_max_tables(view, self.nodes.values(), self.policy,
                                            self.demand)
         self.optimum = {str(sid): {"status": sol.status,

@@ -42,11 +42,14 @@ class PollCounters:
 
 @dataclass
 class NodePoll:
-    """What one poll of one node returned."""
+    """What one poll of one node returned: each instance's status and, from its counters
+    file, its packets per service path (``packets_by_spi``; absent for an old VNF)."""
 
     node: str
     statuses: dict[str, InstanceStatus]
     at: float = field(default_factory=time.time)
+    by_spi: dict[str, dict[int, int]] = field(default_factory=dict)
+    mono: float = field(default_factory=time.monotonic)
 
 
 class NodePoller:
@@ -66,7 +69,25 @@ class NodePoller:
         statuses = self.monitor.poll()
         self.counters.replies += 1
         self.counters.reply_bytes += self._reply_size()
-        return NodePoll(self.cfg.node, statuses)
+        return NodePoll(self.cfg.node, statuses, by_spi=self._by_spi(statuses))
+
+    def _by_spi(self, statuses: dict[str, InstanceStatus]) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {}
+        for inst in self.cfg.instances:
+            st = statuses.get(inst.name)
+            if st is None or not st.up:
+                continue
+            try:
+                raw = json.loads(inst.stats.read_text()).get("packets_by_spi")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(raw, dict):
+                try:
+                    out[inst.name] = {int(k): int(v) for k, v in raw.items()
+                                      if int(v) >= 0}
+                except (TypeError, ValueError):
+                    continue  # a bad value: this instance falls back to the even split
+        return out
 
     def _reply_size(self) -> int:
         size = 2  # the enclosing JSON object

@@ -428,7 +428,8 @@ def test_random_inner_packets_never_raise(base: bytes, keep_base: bool, inner: b
 DOCUMENTED = {"format", "name", "service", "iface", "mac", "pid", "started", "updated",
               "capacity", "burst", "work_us", "rate_pps", "rate_out_pps", "cpu_percent",
               "packets_in", "bytes_in", "packets_out", "bytes_out", "dropped",
-              "dropped_total", "flows", "flows_tracked", "flows_evicted", "service_stats"}
+              "dropped_total", "flows", "flows_tracked", "flows_evicted", "service_stats",
+              "packets_by_spi"}
 
 
 def test_stats_file_has_the_documented_fields(tmp_path: Path) -> None:
@@ -456,6 +457,8 @@ def test_stats_file_has_the_documented_fields(tmp_path: Path) -> None:
     assert data["capacity"] == 100.0 and data["burst"] == 10.0
     assert data["started"] == 1_700_000_000.0 and data["updated"] == 1_700_000_001.0
     assert data["packets_in"] == 7 and data["packets_out"] == 5
+    # the 6 NSH packets (the junk is not NSH), all on the frames' service path
+    assert data["packets_by_spi"] == {"7": 6}
     assert data["rate_pps"] == 7.0 and data["rate_out_pps"] == 5.0
     assert data["cpu_percent"] == 25.0
     assert data["dropped"] == {r: 0 for r in REASONS} | {"policy_drop": 1, "truncated": 1}
