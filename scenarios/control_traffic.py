@@ -15,13 +15,17 @@ what carries the decisions:
   the OSPF API (its BGP-LS equivalent), and their bytes.
 
 Counters of a process that restarted begin again at 0: each source's increase is summed
-(a drop counts as a restart from 0), so the columns only grow.
+(a drop counts as a restart from 0), so the columns only grow. A status file names its
+process's start time (``started``): a new one is a new source, counted from 0 even when
+its counters are already past the old process's at the first sample. A source that
+cannot be read (no file yet, a namespace gone) adds nothing to that sample.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -62,6 +66,20 @@ def _json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _source(name: str, status: Mapping[str, Any]) -> str:
+    """The counters' source: the process behind a status file (its start time)."""
+    started = status.get("started")
+    return name if started is None else f"{name}@{started}"
+
+
+def _num(value: Any) -> float:
+    try:
+        out = float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return out if math.isfinite(out) else 0.0
+
+
 class ControlSampler:
     """One row of ``control.csv`` per call (see the module docstring).
 
@@ -84,25 +102,35 @@ class ControlSampler:
                 a.add(node, "ospf_bytes", tx.bytes)
                 a.add(node, "lsu_packets", tx.lsu_packets)
                 a.add(node, "lsu_bytes", tx.lsu_bytes)
+        # a status file not written yet (or unreadable) adds nothing: counting it as 0
+        # would take the next reading for a restart and count it all again
         for node, path in self.dmano_status.items():
-            conn = _json(path).get("connector", {})
-            a.add(node, "p4rt_write_ops", float(conn.get("writes", 0) or 0))
-            a.add(node, "p4rt_write_bytes", float(conn.get("write_bytes", 0) or 0))
+            status = _json(path)
+            conn = status.get("connector")
+            if isinstance(conn, dict):
+                src = _source(node, status)
+                a.add(src, "p4rt_write_ops", _num(conn.get("writes")))
+                a.add(src, "p4rt_write_bytes", _num(conn.get("write_bytes")))
         if self.central_status is not None:
-            ct = _json(self.central_status).get("control_traffic", {})
-            polls, feed = ct.get("polls", {}), ct.get("lsdb_feed", {})
-            p4 = ct.get("p4runtime", {})
-            values = {
-                "p4rt_write_ops": p4.get("write_ops", 0),
-                "p4rt_write_bytes": p4.get("write_bytes", 0),
-                "poll_messages": polls.get("requests", 0) + polls.get("replies", 0),
-                "poll_bytes": polls.get("request_bytes", 0) + polls.get("reply_bytes", 0),
-                "lsdb_feed_messages": feed.get("updates", 0) + feed.get("deletes", 0),
-                "lsdb_feed_bytes": feed.get("bytes", 0),
-                "counter_reads": p4.get("counter_reads", 0),
-            }
-            for name, value in values.items():
-                a.add("central", name, float(value or 0))
+            status = _json(self.central_status)
+            ct = status.get("control_traffic")
+            if isinstance(ct, dict):
+                polls, feed = ct.get("polls") or {}, ct.get("lsdb_feed") or {}
+                p4 = ct.get("p4runtime") or {}
+                values = {
+                    "p4rt_write_ops": _num(p4.get("write_ops")),
+                    "p4rt_write_bytes": _num(p4.get("write_bytes")),
+                    "poll_messages": _num(polls.get("requests")) + _num(polls.get("replies")),
+                    "poll_bytes": _num(polls.get("request_bytes"))
+                    + _num(polls.get("reply_bytes")),
+                    "lsdb_feed_messages": _num(feed.get("updates"))
+                    + _num(feed.get("deletes")),
+                    "lsdb_feed_bytes": _num(feed.get("bytes")),
+                    "counter_reads": _num(p4.get("counter_reads")),
+                }
+                src = _source("central", status)
+                for name, value in values.items():
+                    a.add(src, name, value)
         return {"t_s": t_s, **{c: a.get(c) for c in COLUMNS[1:]}}
 
 

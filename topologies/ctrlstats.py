@@ -43,12 +43,24 @@ class OspfTx:
 
 
 def parse_counters(text: str) -> OspfTx:
-    """``nft -j list counters table inet dsfc`` output -> the two counters."""
+    """``nft -j list counters table inet dsfc`` output -> the two counters (0 for one
+    that is not there). Anything but nft's JSON (``{"nftables": [...]}`` with numeric
+    counters) raises ValueError."""
+    data = json.loads(text)
+    items = data.get("nftables") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise ValueError('not the output of nft -j: expected {"nftables": [...]}')
     found: dict[str, tuple[int, int]] = {}
-    for item in json.loads(text).get("nftables", []):
+    for item in items:
+        if not isinstance(item, dict):
+            raise ValueError(f"not the output of nft -j: item {item!r}")
         c = item.get("counter")
         if isinstance(c, dict) and c.get("name") in COUNTERS:
-            found[c["name"]] = (int(c.get("packets", 0)), int(c.get("bytes", 0)))
+            try:
+                found[c["name"]] = (int(c.get("packets", 0)), int(c.get("bytes", 0)))
+            except (TypeError, ValueError):
+                raise ValueError(f"counter {c['name']}: packets and bytes must be numbers, "
+                                 f"got {c.get('packets')!r} and {c.get('bytes')!r}") from None
     p, b = found.get("ospf_tx", (0, 0))
     lp, lb = found.get("ospf_lsu_tx", (0, 0))
     return OspfTx(p, b, lp, lb)

@@ -9,13 +9,16 @@ run folders and compares, per mode (means over the repetitions):
   (the largest avoidance time over the nodes that sent it new flows; "never" when one
   did not before the next event) or gives new flows again to one given back
   (readmission); for a load step, the time until the first weight change anywhere and
-  until every ingress node (where the traffic is classified) has changed its weights;
+  until every ingress node (where the traffic is classified) has changed its weights
+  ("never" likewise); a time is "never" when it was in any run (with the number of
+  such runs), else the mean over the runs that measured it;
 * **balance** -- per steady window: each instance's utilisation (mean processing rate
-  over the window / capacity), the highest, the LP optimum's highest for the same demand
-  (:mod:`dmano.central.optimum`: the instances of a service reachable from everywhere,
-  the demand = the service's measured total) and the ratio, and the share error: the
-  mean distance, in points, between each instance's share of its service and the
-  optimum's;
+  over the window / capacity) for the instances taking new flows during the whole
+  window (an event at its end comes after it), the highest, the LP optimum's highest
+  for the same demand (:mod:`dmano.central.optimum`: the instances of a service
+  reachable from everywhere, the demand = the service's measured total) and the ratio,
+  and the share error: the mean distance, in points, between each instance's share of
+  its service and the optimum's;
 * **control traffic** -- messages and bytes per second of scenario time after the
   warm-up, from ``control.csv`` (:mod:`scenarios.control_traffic`): OSPF packets (all,
   and LS Updates), P4Runtime writes, the orchestrator's polls, its LSDB feed and its
@@ -37,10 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from scenarios import figures
+from scenarios.arrivals import EPS as _EPS  # as scenarios.spec compares times
 from scenarios.outputs import CONTROL_FILE, ShareRow, WeightRow, read_control
-from scenarios.report.events import avoidance
+from scenarios.report.events import affected, avoidance
 from scenarios.report.summary import RunSummary
-from scenarios.spec import Scenario, Window
+from scenarios.spec import Scenario, TimelineState, Window
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ CONTROL_CATEGORIES = (  # (label, messages column, bytes column)
 DECISION = ("lsu_packets", "p4rt_write_ops", "poll_messages", "lsdb_feed_messages",
             "counter_reads")
 DECISION_BYTES = ("lsu_bytes", "p4rt_write_bytes", "poll_bytes", "lsdb_feed_bytes")
+NEVER_KEYS = ("avoid_s", "readmit_s", "ingress_s")  # None in a run: "never" (+ _never_runs)
 COMPARISON_TEXT = "comparison.txt"
 COMPARISON_JSON = "comparison.json"
 FIG_REACTION = "compare_reaction.png"
@@ -118,6 +123,7 @@ def _first_changes(changes: Sequence[WeightRow], t: float, until: float) -> dict
 def reaction(result: ModeResult) -> list[dict[str, Any]]:
     """Per event of the timeline, this mode's reaction (module docstring)."""
     s = result.scenario
+    ingress = _ingress_nodes(s)
     out = []
     for k, ev in enumerate(s.events):
         per_run: dict[str, list[float | None]] = {
@@ -131,24 +137,25 @@ def reaction(result: ModeResult) -> list[dict[str, Any]]:
             per_run["lost"].append(m.lost)
             per_run["flows"].append(m.flows)
             per_run["recovery_s"].append(m.recovery_s)
-            if m.avoidance_s:
-                per_run["avoid_s"].append(_all_or_none(
-                    [t for per in m.avoidance_s.values() for t in per.values()]))
-            if m.readmission_s:
-                per_run["readmit_s"].append(_all_or_none(
-                    [t for per in m.readmission_s.values() for t in per.values()]))
+            # no node measured (no instance, or none gave it flows): no value, not "never"
+            avoid = [t for per in m.avoidance_s.values() for t in per.values()]
+            if avoid:
+                per_run["avoid_s"].append(_all_or_none(avoid))
+            readmit = [t for per in m.readmission_s.values() for t in per.values()]
+            if readmit:
+                per_run["readmit_s"].append(_all_or_none(readmit))
             if ev.action == "set_load":
                 first = _first_changes(_changes(Path(summary.run)), m.t_s, m.until_s)
                 per_run["first_change_s"].append(min(first.values(), default=None))
-                per_run["ingress_s"].append(_all_or_none(
-                    [first.get(n) for n in _ingress_nodes(s)]))
+                if ingress:
+                    per_run["ingress_s"].append(_all_or_none([first.get(n) for n in ingress]))
         row: dict[str, Any] = {"index": k, "action": ev.action, "target": ev.target,
                                "label": ev.describe(), "at_s": ev.at_s}
         for key, vals in per_run.items():
             if not vals:
                 row[key] = None
-            elif key in ("avoid_s", "readmit_s") and any(v is None for v in vals):
-                row[key] = None  # "never" in some run
+            elif key in NEVER_KEYS and any(v is None for v in vals):
+                row[key] = None  # "never" in some run (not the mean of the others)
                 row[key + "_never_runs"] = sum(1 for v in vals if v is None)
             else:
                 row[key] = _mean(vals)
@@ -166,13 +173,26 @@ def _window_rates(shares: Sequence[ShareRow], w: Window) -> dict[str, float]:
     return {i: statistics.fmean(v) for i, v in samples.items() if v}
 
 
+def _taking_throughout(s: Scenario, w: Window) -> set[str]:
+    """The instances taking new flows during the whole window ``(start_s, end_s]``: at its
+    start and after every event inside it. An event at ``end_s`` comes after the window
+    (its last sample ends then), one at ``start_s`` before it (as in the summary)."""
+    def taking(st: TimelineState) -> set[str]:
+        return set(st.live_instances(s.topology)) - set(st.drained)
+
+    live = taking(s.state_at(w.start_s))
+    for at, st in s.states[1:]:
+        if w.start_s + _EPS < at < w.end_s - _EPS:
+            live &= taking(st)
+    return live
+
+
 def window_balance(s: Scenario, shares: Sequence[ShareRow], w: Window) -> dict[str, Any]:
     """One run's balance in one window against the LP optimum for its demand."""
     from dmano.central import optimum
 
     rates = _window_rates(shares, w)
-    st = s.state_at(w.end_s)
-    live = set(st.live_instances(s.topology)) - set(st.drained)
+    live = _taking_throughout(s, w)
     cap = {i.name: float(i.capacity) for i in s.topology.instances}
     service = {i.name: i.service for i in s.topology.instances}
     util = {i: rates.get(i, 0.0) / cap[i] for i in sorted(live)}
@@ -278,11 +298,13 @@ def spof(result: ModeResult) -> list[dict[str, Any]]:
         last = restore if restore is not None else len(s.events)
         for k in range(fail + 1, last):
             ev = s.events[k]
-            if ev.action not in DOWN_KINDS:
-                continue
-            lost, flows, avoid = [], [], []
+            if ev.action not in DOWN_KINDS or not affected(s, k)[0]:
+                continue  # takes no instance away (a link): nothing to avoid
+            lost, flows = [], []
+            avoid: list[float | None] = []
             for summary in result.summaries:
-                m = next((e for e in summary.events if e.index == k), None)
+                m = next((e for e in summary.events if e.index == k and e.kind == ev.action),
+                         None)
                 if m is None:
                     continue
                 end = next((e.until_s for e in summary.events
@@ -292,13 +314,16 @@ def spof(result: ModeResult) -> list[dict[str, Any]]:
                 changes = _changes(Path(summary.run))
                 times = [t for inst in m.instances
                          for t in avoidance(changes, inst, m.t_s, max(end, m.t_s)).values()]
-                avoid.append(_all_or_none(times))
+                if times:  # no node gave it flows: no value, not "never"
+                    avoid.append(_all_or_none(times))
+            never = sum(1 for a in avoid if a is None)
             out.append({
                 "index": k, "label": ev.describe(), "at_s": ev.at_s,
                 "orchestrator_down_s": s.events[fail].at_s,
                 "orchestrator_back_s": s.events[restore].at_s if restore is not None else None,
                 "lost": _mean(lost), "flows": _mean(flows),
-                "avoid_s": None if any(a is None for a in avoid) else _mean(avoid),
+                "avoid_s": None if never else _mean(avoid),
+                **({"avoid_s_never_runs": never} if never else {}),
             })
     return out
 
@@ -331,6 +356,14 @@ def _f(value: float | None, fmt: str = ".2f", never: str = "-") -> str:
     return never if value is None else format(value, fmt)
 
 
+def _react(row: dict[str, Any], key: str, fmt: str) -> str:
+    """A reaction time: "never" when some run had a node that did not react, "-" when
+    there was nothing to measure (no instance, no node giving it flows)."""
+    if row.get(key + "_never_runs"):
+        return "never"
+    return _f(row.get(key), fmt)
+
+
 def render(data: dict[str, Any]) -> str:
     modes = list(data["modes"])
     c = data.get("central") or {}
@@ -360,12 +393,12 @@ def render(data: dict[str, Any]) -> str:
         for m in modes:
             r = reactions[m][k]
             if r["action"] in DOWN_KINDS:
-                react = _f(r.get("avoid_s"), ".3f", "never")
+                react = _react(r, "avoid_s", ".3f")
             elif r["action"] in UP_KINDS:
-                react = _f(r.get("readmit_s"), ".3f", "never")
+                react = _react(r, "readmit_s", ".3f")
             elif r["action"] == "set_load":
                 react = (f"{_f(r.get('first_change_s'), '.1f')}/"
-                         f"{_f(r.get('ingress_s'), '.1f', 'never')}")
+                         f"{_react(r, 'ingress_s', '.1f')}")
             else:
                 react = ""
             cells.append(f" | {_f(r.get('lost'), '.0f'):>10} {_f(r.get('flows'), '.0f'):>6}"
@@ -415,7 +448,7 @@ def render(data: dict[str, Any]) -> str:
                 f"   {m:<12} {r['label']} at {r['at_s']:g} s (orchestrator down "
                 f"{r['orchestrator_down_s']:g}..{_f(back, 'g', 'end')} s): lost "
                 f"{_f(r['lost'], '.0f')} in {_f(r['flows'], '.0f')} flows, every node avoids "
-                f"it after {_f(r['avoid_s'], '.2f', 'never')} s")
+                f"it after {_react(r, 'avoid_s', '.2f')} s")
     if not any_spof:
         lines.append("   (the scenario loses no instance while the orchestrator is down)")
     return "\n".join(lines) + "\n"
@@ -441,12 +474,13 @@ def plot(data: dict[str, Any], results: Sequence[ModeResult], out_dir: Path) -> 
     width = 0.8 / max(len(modes), 1)
     for j, m in enumerate(modes):
         rs = data["modes"][m]["reaction"]
-        react = [r.get("avoid_s") if r["action"] in DOWN_KINDS else r.get("readmit_s")
-                 if r["action"] in UP_KINDS else r.get("first_change_s") for r in rs]
+        keys = ["avoid_s" if r["action"] in DOWN_KINDS else "readmit_s"
+                if r["action"] in UP_KINDS else "first_change_s" for r in rs]
+        react = [r.get(key) for r, key in zip(rs, keys, strict=True)]
         ax1.bar(x + j * width, [v if v is not None else 0 for v in react], width,
                 label=m, color=colours.get(m))
-        for xi, v, r in zip(x, react, rs, strict=True):
-            if v is None and (r["action"] in DOWN_KINDS or r["action"] in UP_KINDS):
+        for xi, r, key in zip(x, rs, keys, strict=True):
+            if r.get(key + "_never_runs"):
                 ax1.text(xi + j * width, 0, "never", ha="center", va="bottom", fontsize=7,
                          rotation=90, color=colours.get(m))
         ax2.bar(x + j * width, [r.get("lost") or 0 for r in rs], width, label=m,
@@ -532,6 +566,7 @@ def write_comparison(results: Sequence[ModeResult], out_dir: str | Path,
     from dmano.atomicfile import write_json_atomic, write_text_atomic
 
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     data = compare(results)
     paths = {"text": out_dir / COMPARISON_TEXT, "json": out_dir / COMPARISON_JSON}
     write_text_atomic(paths["text"], render(data))
