@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from dmano.policy import load_policy, shipped_policy
 from dmano.procutil import ProcessDiedError, terminate, wait_for_path
 from topologies import addressing as addr
 from topologies import central as central_mod
-from topologies import cgroups, ctrlstats, faults, frr, health
+from topologies import cgroups, ctrlstats, faults, frr, health, spawn
 from topologies.health import tail as _tail
 from topologies.nodeconf import vnf_stats_path, write_node_config
 from topologies.readiness import wait_converged
@@ -62,6 +62,29 @@ def offloads_off(dev: str) -> str:
 
 
 DEFAULT_POLICY = shipped_policy("paper")
+
+
+class Phases:
+    """Wall-clock time of each named phase of a bring-up (logged, and kept in
+    :attr:`Network.bringup_phases` for the benchmarks)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.times[name] = time.monotonic() - t0
+
+    @property
+    def total(self) -> float:
+        return sum(self.times.values())
+
+    def summary(self) -> str:
+        return ", ".join(f"{k} {v:.1f} s" for k, v in self.times.items())
 
 
 class BuildError(RuntimeError):
@@ -139,7 +162,7 @@ class Network:
         self.central = central
         self.with_vnfs = vnfs
         self.with_connectors = connectors
-        self.processes: dict[str, subprocess.Popen] = {}
+        self.processes: dict[str, subprocess.Popen | spawn.SpawnedProcess] = {}
         self.logs: dict[str, Path] = {}  # process name -> its log file
         self.registry: Registry | None = None
         self.net: Any = None
@@ -147,6 +170,8 @@ class Network:
         self.nodes: dict[str, Any] = {}
         self.bmv2 = connectors and topo.connector == "bmv2"
         self._bmv2: tuple[bmv2_build.Tools, bmv2_build.Artifacts] | None = None
+        self._spawn_servers: set[int] = set()
+        self.bringup_phases: dict[str, float] = {}
 
     # -- life cycle --------------------------------------------------------------------
     def __enter__(self) -> Network:
@@ -175,22 +200,30 @@ class Network:
             pins = BPF_ROOT / self.registry.run_id
             self.registry.add_bpf_dir(pins)
             pins.mkdir(parents=True)
-            self._build()
-            self._start_routers()
-            self.wait_converged(converge_timeout)
+            phases = Phases()
+            with phases("namespaces and links"):
+                self._build()
+            with phases("routers"):
+                self._start_routers()
+            with phases("OSPF convergence"):
+                self.wait_converged(converge_timeout)
             if self.with_connectors:
-                for n in self.topo.nodes:
-                    self.start_connector(n.name)
-            if self.with_vnfs:
-                for inst in self.topo.instances:
-                    if inst.start:
-                        self.start_vnf(inst.name)
-            if self.with_dmano:
-                for n in self.topo.nodes:
-                    self.start_dmano(n.name)
-            if self.central is not None:
-                self.start_central()
-            self.wait_ready(ready_timeout)
+                with phases("connectors"):
+                    self.start_connectors([n.name for n in self.topo.nodes])
+            with phases("VNFs, D-MANOs / orchestrator"):
+                if self.with_vnfs:
+                    for inst in self.topo.instances:
+                        if inst.start:
+                            self.start_vnf(inst.name)
+                if self.with_dmano:
+                    for n in self.topo.nodes:
+                        self.start_dmano(n.name)
+                if self.central is not None:
+                    self.start_central()
+            with phases("readiness"):
+                self.wait_ready(ready_timeout)
+            log.info("up in %.1f s: %s", phases.total, phases.summary())
+            self.bringup_phases = dict(phases.times)
         except BaseException:
             self.stop()
             raise
@@ -453,11 +486,23 @@ class Network:
         # nsenter --net only: Mininet's node shells have their own mount namespace (a
         # private /sys without the bpffs pins); our processes keep the host's mounts
         netns = self.nodes[node].netns
-        with open(logfile, "ab") as out:
-            proc = subprocess.Popen([*prefix, "nsenter", f"--net=/run/netns/{netns}", *args],
-                                    stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=str(self.run_folder),
-                                    start_new_session=True)
+        module = spawn.module_of(args)
+        proc: subprocess.Popen | spawn.SpawnedProcess
+        if module is not None and not prefix and spawn.enabled():
+            # forked from the preloaded fork server (topologies.spawn): shared pages,
+            # no interpreter start-up
+            proc = spawn.spawn(module, list(args[3:]), f"/run/netns/{netns}", logfile,
+                               self.run_folder)
+            server = spawn.server_pid()
+            if server is not None and server not in self._spawn_servers:
+                self._spawn_servers.add(server)
+                self.registry.add_process(server, "spawn-server")
+        else:
+            with open(logfile, "ab") as out:
+                proc = subprocess.Popen(
+                    [*prefix, "nsenter", f"--net=/run/netns/{netns}", *args], stdout=out,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    cwd=str(self.run_folder), start_new_session=True)
         self.processes[name] = proc
         self.logs[name] = logfile
         self.registry.add_process(proc.pid, name)
@@ -509,9 +554,23 @@ class Network:
             ports[addr.host_port(self.topo, h)] = f"h-{h.name}"
         return ports
 
-    def start_connector(self, node: str) -> None:
+    def start_connectors(self, nodes: Sequence[str]) -> None:
+        """Start several nodes' connectors at once, then wait for each one's P4Runtime
+        socket (BMv2 ones one by one: each is configured after it starts)."""
+        if self.bmv2:
+            for node in nodes:
+                self._start_bmv2_connector(node)
+            return
+        for node in nodes:
+            self.start_connector(node, wait=False)
+        for node in nodes:
+            sock = self.p4rt_socket(node)
+            self._wait_socket(f"connector-{node}", sock, sock.parent / "p4rt.log",
+                              20 + 0.2 * len(nodes))
+
+    def start_connector(self, node: str, wait: bool = True) -> None:
         """The connector of a node in c<node>: the eBPF pipeline behind our P4Runtime
-        server, or BMv2 (``connector: bmv2``)."""
+        server, or BMv2 (``connector: bmv2``); ``wait``: until its socket answers."""
         if self.bmv2:
             self._start_bmv2_connector(node)
             return
@@ -530,7 +589,8 @@ class Network:
             args += ["--port", f"{port}={ifname}"]
         name, logfile = f"connector-{node}", sock.parent / "p4rt.log"
         self.start_process(name, f"c{node}", args, logfile)
-        self._wait_socket(name, sock, logfile, 20)
+        if wait:
+            self._wait_socket(name, sock, logfile, 20)
 
     def _wait_socket(self, name: str, sock: Path, logfile: Path, timeout: float) -> None:
         """Wait for a connector's P4Runtime socket; fail with its log if it dies first."""
