@@ -22,6 +22,7 @@ a drain / undrain on the control socket (:mod:`dmano.control_server`, semantics 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -49,6 +50,7 @@ from dmano.service_plane import (
     network_costs,
     tables_to_json,
 )
+from dmano.throttle import Backoff, TopologyThrottle
 from dmano.yamlconf import ConfigError
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,9 @@ class Dmano:
         self.reload_requested = False
         self.sequence = 0
         self.api_restarts = 0  # times the OSPF API session task itself died
+        self.throttle = TopologyThrottle()
+        self.write_backoff = Backoff()
+        self._push_pending = False  # a deferred connector write is scheduled
         # the network part of the tables, cached per LSDB topology version
         self._costs: dict[IPv4Address, int] = {}
         self._costs_of: tuple[LsdbMirror, int] | None = None
@@ -212,9 +217,12 @@ class Dmano:
                     self.reload_requested = False
                     next_period = now  # measure and announce with the new policy now
                 if now >= next_period:
-                    await self.measure_and_announce()
+                    changed = await self.measure_and_announce()
                     next_period = max(next_period + self.policy.period_s, now)
-                    self.lsdb_changed.set()  # recompute with the new costs
+                    if changed or self.last_error or self.need_resync or not self.tables:
+                        self.lsdb_changed.set()  # recompute with the new costs
+                    else:
+                        self.write_status()  # nothing to recompute: the loads only
                 timeout = max(0.0, next_period - time.monotonic())
                 waiter = asyncio.ensure_future(self.lsdb_changed.wait())
                 stopper = asyncio.ensure_future(stop.wait())
@@ -224,8 +232,14 @@ class Dmano:
                 stopper.cancel()
                 if self.lsdb_changed.is_set():
                     await asyncio.sleep(DEBOUNCE_S)  # a burst of LSAs: compute once
+                    wait = self.throttle.wait_s(self.mirror.topology_version,
+                                                time.monotonic())
+                    if wait > 0:  # topology churn: as ospfd's SPF throttle (dmano.throttle)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), wait)
                     self.lsdb_changed.clear()
                     await self.recompute()
+                    self.throttle.done(self.mirror.topology_version, time.monotonic())
         finally:
             stop.set()
             await self.control_server.close()
@@ -238,8 +252,14 @@ class Dmano:
                 task.cancel()
             self.write_status(stopped=True)
 
-    async def measure_and_announce(self) -> None:
+    async def measure_and_announce(self) -> bool:
+        """Measure every local instance, announce / withdraw what changed; True when
+        something did (an announcement, a withdrawal, an instance up or down), i.e. the
+        tables may change (a remote change arrives as an LSA and triggers its own)."""
+        before = {n: st.up for n, st in self.statuses.items()}
+        announced = len(self.session.announced), dict(self.announced_cost)
         self.statuses = self.monitor.poll()
+        changed = before != {n: st.up for n, st in self.statuses.items()}
         for inst in self.cfg.instances:
             st = self.statuses[inst.name]
             if not st.up:
@@ -257,7 +277,10 @@ class Dmano:
                 log.info("instance %s: VNF cost %s -> %d (load %.1f/%d)", inst.name,
                          last, cost, st.measurement.load, inst.capacity)
             await self._announce(inst, st, cost, state)
+            changed = True
         await self.session.retry_pending()
+        return changed or announced != (len(self.session.announced),
+                                        dict(self.announced_cost))
 
     async def _announce(self, inst: InstanceConf, st: InstanceStatus, cost: int,
                         state: InstanceState) -> VnfAnnouncement:
@@ -297,7 +320,7 @@ class Dmano:
         try:
             self.fast_withdrawals += 1
             self.mirror.forget_instance(self.cfg.router_id, inst.id)
-            await self.recompute()
+            await self.recompute(urgent=True)
             self.announced_cost.pop(inst.name, None)
             self.announced_state.pop(inst.name, None)
             await self.session.withdraw(inst.id)
@@ -334,7 +357,7 @@ class Dmano:
         if st is not None and st.up and cost is not None:
             ann = await self._announce(inst, st, cost, result.state)
             self.mirror.note_own(self.cfg.router_id, ann)
-            await self.recompute()
+            await self.recompute(urgent=True)  # an operator's drain: written at once
         else:
             self.write_status()
 
@@ -358,9 +381,10 @@ class Dmano:
         self.sequence = next_sequence(self.sequence, time.time())
         return self.sequence
 
-    async def recompute(self) -> None:
+    async def recompute(self, urgent: bool = False) -> None:
+        """``urgent``: write the connector now even under churn (a local VNF died)."""
         async with self._compute_lock:  # the period loop and the fast paths take turns
-            await self._recompute()
+            await self._recompute(urgent)
 
     def network_costs(self) -> dict[IPv4Address, int]:
         """The network part of the tables (:func:`dmano.service_plane.network_costs`),
@@ -372,7 +396,7 @@ class Dmano:
             self._costs_of = key
         return self._costs
 
-    async def _recompute(self) -> None:
+    async def _recompute(self, urgent: bool = False) -> None:
         # compute_tables, with its network part cached per topology version
         tables = candidate_tables(self.mirror.view.instances, self.network_costs(),
                                   self.cfg.router_id, self.policy)
@@ -384,10 +408,34 @@ class Dmano:
                                      f"cost {c.path_cost} w {c.weight}" for c in rows)
                     log.info("service %d: %s", sid, desc or "no instance")
             self.tables = tables
-        await self.push_to_connector()
+        await self.push_to_connector(urgent)
         self.write_status()
 
-    async def push_to_connector(self) -> None:
+    async def push_to_connector(self, urgent: bool = False) -> None:
+        """Write the differences now, or, under churn (dmano.throttle.Backoff), once the
+        write hold has passed: a deferred write takes the tables of that moment."""
+        if urgent:
+            await self._push_now()
+            return
+        if self._push_pending:
+            return  # a deferred write will take these tables
+        wait = self.write_backoff.wait_s(time.monotonic())
+        if wait <= 0:
+            await self._push_now()
+            return
+        self._push_pending = True
+        task = asyncio.ensure_future(self._deferred_push(wait))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deferred_push(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        async with self._compute_lock:
+            self._push_pending = False
+            await self._push_now()
+            self.write_status()
+
+    async def _push_now(self) -> None:
         """Write the differences; connector calls run in a thread (gRPC blocks)."""
         if not self.session.connected:
             return
@@ -404,6 +452,7 @@ class Dmano:
                 self.need_resync = False
             ops = diff(self.have, want)
             if ops:
+                self.write_backoff.done(time.monotonic())
                 await asyncio.to_thread(self.writer.write, ops)
                 self.have = want
             if self.last_error:
@@ -452,6 +501,9 @@ class Dmano:
                 for name, st in self.statuses.items()},
             "service_names": {str(k): v for k, v in self.cfg.service_names().items()},
             "table_changes": self.table_changes,
+            "topology_recomputes_throttled": self.throttle.throttled,
+            "connector_writes_deferred": self.write_backoff.throttled,
+            "connector_write_pending": self._push_pending,
             "connector": {"kind": self.writer.kind, "writes": self.writer.writes,
                           "write_bytes": self.writer.write_bytes,
                           "last_error": self.last_error},

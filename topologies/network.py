@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -429,18 +430,33 @@ class Network:
             shutil.chown(paths.folder, "frr", "frr")
             for f in paths.folder.iterdir():
                 shutil.chown(f, "frr", "frr")
-            frr.check_configs(paths, frr.daemons(self.topo))
             self.routers[n.name] = RouterHandle(n.name, self.nodes[f"r{n.name}"], paths)
-        for daemon in frr.daemons(self.topo):
+        # every daemon's dry run on its generated config, a few at a time (processes)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for _ in pool.map(lambda h: frr.check_configs(h.paths, frr.daemons(self.topo)),
+                              self.routers.values()):
+                pass
+        for daemon in frr.daemons(self.topo):  # each kind on every router, then wait
             for handle in self.routers.values():
-                self._start_daemon(handle, daemon)
+                self._launch_daemon(handle, daemon)
+            timeout = 10 + 0.1 * len(self.routers)
+            for handle in self.routers.values():
+                self._await_daemon(handle, daemon, timeout)
 
     def _start_daemon(self, handle: RouterHandle, daemon: str) -> None:
-        assert self.registry is not None
-        pidfile = handle.paths.pidfile(daemon)
+        self._launch_daemon(handle, daemon)
+        self._await_daemon(handle, daemon, 10)
+
+    @staticmethod
+    def _launch_daemon(handle: RouterHandle, daemon: str) -> None:
         args = " ".join(handle.paths.daemon_args(daemon))
         handle.mn.run(f"{args} -d")
-        deadline = time.monotonic() + 10
+
+    def _await_daemon(self, handle: RouterHandle, daemon: str, timeout: float) -> None:
+        """Until the daemon's vty socket, pid file (and zebra's zserv socket) exist."""
+        assert self.registry is not None
+        pidfile = handle.paths.pidfile(daemon)
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             vty = handle.paths.folder / f"{daemon}.vty"
             zserv_ok = daemon != "zebra" or handle.paths.zserv.exists()
@@ -449,8 +465,8 @@ class Network:
             time.sleep(0.02)
         else:
             tail = _tail(handle.paths.log(daemon))
-            raise BuildError(f"r{handle.node}: {daemon} did not start within 10 s; "
-                             f"its log ({handle.paths.log(daemon)}):\n{tail}")
+            raise BuildError(f"r{handle.node}: {daemon} did not start within {timeout:.0f} s;"
+                             f" its log ({handle.paths.log(daemon)}):\n{tail}")
         self.registry.add_process(int(pidfile.read_text().strip()), f"r{handle.node}:{daemon}")
 
 
