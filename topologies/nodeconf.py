@@ -10,7 +10,7 @@ import yaml
 from topologies import addressing as addr
 from topologies.spec import PROTOCOLS, Topology
 
-HEARTBEAT_S = 1.0
+HEARTBEAT_S = 3.0
 
 
 def vnf_stats_path(run_folder: Path, instance: str) -> Path:
@@ -43,8 +43,10 @@ def node_config(topo: Topology, node: str, run_folder: Path, policy: Path,
         "policy": str(policy),
         "status_file": str(run_folder / f"r{node}" / "dmano.json"),
         "control_socket": str(run_folder / f"r{node}" / "dmano.sock"),
-        # VNFs rewrite their counters every 0.2 s (Network.start_vnf): a VNF silent for a
-        # second is hung (one that died is seen at once through its pidfd)
+        # VNFs rewrite their counters every 0.2 s (Network.start_vnf): one silent for 3 s
+        # is hung (one that died is seen at once through its pidfd). 1 s was too tight
+        # on a loaded 2-core machine: at 100 nodes, starved VNFs were declared hung,
+        # withdrawn and re-announced over and over during bring-up (issue #13)
         "heartbeat_s": HEARTBEAT_S,
         "connector": {"router_mac": addr.mac(n, 0, 0, 1), "local_mac": addr.mac(n, 0, 0, 2),
                       **connector},
