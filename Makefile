@@ -10,13 +10,14 @@ SCENARIO ?= scenarios/paper_fig4.yaml
 APT_PACKAGES := frr frr-pythontools mininet iproute2 nftables procps psmisc iputils-ping \
 	ethtool tshark netsniff-ng clang llvm libbpf-dev bpftool gcc make python3-venv python3-dev
 
-.PHONY: help setup apt run-scenario reproduce test test-unit test-integration bench clean distclean lint
+.PHONY: help setup apt run-scenario reproduce test test-unit test-integration bench bench-scale clean distclean lint
 
 help:
 	@echo "make run-scenario   set up if needed, then run the paper's Section VI scenario once"
 	@echo "make reproduce      the same, 20 repetitions (the paper's Fig. 5)"
 	@echo "make test           set up if needed, then run lint + unit + integration tests"
 	@echo "make bench          benchmarks (printed as tables)"
+	@echo "make bench-scale    emulation at 25..200 nodes and the control-plane simulation (long)"
 	@echo "make clean          remove everything earlier runs left (namespaces, daemons, pins)"
 	@echo "make setup          Debian packages + virtualenv only"
 
@@ -62,6 +63,9 @@ test: setup
 
 bench: setup
 	$(VPY) -m benchmarks
+
+bench-scale: setup
+	$(VPY) -m benchmarks scale
 
 clean:
 	@if [ -x $(VPY) ]; then $(VPY) -m topologies.runstate; \
