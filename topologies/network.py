@@ -171,7 +171,6 @@ class Network:
         self.nodes: dict[str, Any] = {}
         self.bmv2 = connectors and topo.connector == "bmv2"
         self._bmv2: tuple[bmv2_build.Tools, bmv2_build.Artifacts] | None = None
-        self._spawn_servers: set[int] = set()
         self.bringup_phases: dict[str, float] = {}
 
     # -- life cycle --------------------------------------------------------------------
@@ -507,12 +506,10 @@ class Network:
         if module is not None and not prefix and spawn.enabled():
             # forked from the preloaded fork server (topologies.spawn): shared pages,
             # no interpreter start-up
+            # (the fork server itself is not in the run's registry: it serves every run of
+            # this builder process and ends with it)
             proc = spawn.spawn(module, list(args[3:]), f"/run/netns/{netns}", logfile,
                                self.run_folder)
-            server = spawn.server_pid()
-            if server is not None and server not in self._spawn_servers:
-                self._spawn_servers.add(server)
-                self.registry.add_process(server, "spawn-server")
         else:
             with open(logfile, "ab") as out:
                 proc = subprocess.Popen(

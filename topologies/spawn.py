@@ -18,8 +18,11 @@ stays the builder's (the bpffs pins stay visible), as with ``nsenter --net``.
 :class:`SpawnedProcess` gives the caller the :class:`subprocess.Popen` interface the
 builder uses (``pid``, ``poll``, ``wait``, ``send_signal``, ``terminate``, ``kill``,
 ``returncode``): the children are the fork server's, which reaps them and reports their
-exit status. The fork server ends with the builder; the children live on in their own
-sessions until they are stopped (by PID, as before, also by ``make clean``).
+exit status. The fork server serves every network of the builder process and ends with it
+(it exits when the builder's end of its pipe closes, also when the builder is killed);
+it is never in a run's registry, so stopping one network does not stop it. The children
+live on in their own sessions until they are stopped (by PID, as before, also by
+``make clean``).
 
 ``DSFC_SPAWN=exec`` turns it off (every process through ``nsenter`` + a new interpreter).
 """
@@ -72,13 +75,6 @@ def context() -> multiprocessing.context.ForkServerContext:
             ctx.set_forkserver_preload(PRELOAD)
             _ctx = ctx
         return _ctx
-
-
-def server_pid() -> int | None:
-    """The fork server's PID once it runs (for the run registry)."""
-    from multiprocessing import forkserver
-
-    return getattr(forkserver._forkserver, "_forkserver_pid", None)
 
 
 def _setns(path: str) -> None:
