@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -142,9 +143,13 @@ def traffic(net: Network, folder: Path) -> tuple[int, int]:
         sys.executable, "-m", "scenarios.traffic", "gen", "--plan", str(folder / "plan.json"),
         "--epoch-ns", str(epoch), "--quiet", "--summary", str(folder / "gen.json")],
         folder / "gen.log")
-    net.processes["gen"].wait(TRAFFIC_S + 60)
+    gen = net.processes["gen"]
+    try:
+        gen.wait(TRAFFIC_S + 120)
+    except subprocess.TimeoutExpired:  # starved: stop it, it writes what it sent
+        net.stop_process("gen", timeout=30)
     time.sleep(1.5)  # packets in flight
-    net.stop_process("sink")
+    net.stop_process("sink", timeout=30)
     sent = json.loads((folder / "gen.json").read_text())["packets"]["sent"]
     got = json.loads((folder / "sink.json").read_text())["totals"]["unique"]
     return int(sent), int(sent) - int(got)
