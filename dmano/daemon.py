@@ -43,7 +43,12 @@ from dmano.model import InstanceState, VnfAnnouncement
 from dmano.monitor import InstanceStatus, Monitor
 from dmano.ospf_api import OspfApiSession
 from dmano.policy import Measurement, Policy
-from dmano.service_plane import ServiceTable, compute_tables, tables_to_json
+from dmano.service_plane import (
+    ServiceTable,
+    candidate_tables,
+    network_costs,
+    tables_to_json,
+)
 from dmano.yamlconf import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,24 @@ RESYNC_GRACE_S = 10.0
 SEQUENCE_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
 U32_MAX = 2**32 - 1
 API_RESTART_MAX_S = 10.0
+
+
+def announcement_due(policy: Policy, cost: int, last_cost: int | None,
+                     state: InstanceState, last_state: InstanceState | None) -> bool:
+    """Whether a running local instance's LSA must be originated at a period: it has
+    none yet, its state changed, or its VNF ``cost`` moved beyond the policy's
+    hysteresis from the ``last_cost`` announced (also used by the control-plane
+    simulation, ``scenarios.simulate``)."""
+    return not (last_cost is not None and last_state == state
+                and not policy.should_announce(cost, last_cost))
+
+
+def next_sequence(previous: int, now: float) -> int:
+    """The announcement SEQUENCE after ``previous`` at unix time ``now``: tenths of a
+    second since 2025 (so a restarted D-MANO continues above its predecessor; fits 32
+    bits until 2038), at least ``previous + 1``."""
+    tenths = int((now - SEQUENCE_EPOCH) * 10)
+    return min(max(previous + 1, tenths), 0xFFFFFFFF)
 
 
 def check_connector_config(cfg: NodeConfig) -> None:
@@ -102,6 +125,9 @@ class Dmano:
         self.reload_requested = False
         self.sequence = 0
         self.api_restarts = 0  # times the OSPF API session task itself died
+        # the network part of the tables, cached per LSDB topology version
+        self._costs: dict[IPv4Address, int] = {}
+        self._costs_of: tuple[LsdbMirror, int] | None = None
 
     def reload_policy(self) -> None:
         """Re-read the policy file (SIGUSR1); a bad file is reported and ignored."""
@@ -224,8 +250,8 @@ class Dmano:
             cost = self.policy.vnf_cost(st.measurement)
             last = self.announced_cost.get(inst.name)
             state = self.drains.state(inst.name)
-            if (last is not None and self.announced_state.get(inst.name) == state
-                    and not self.policy.should_announce(cost, last)):
+            if not announcement_due(self.policy, cost, last, state,
+                                    self.announced_state.get(inst.name)):
                 continue
             if last != cost:
                 log.info("instance %s: VNF cost %s -> %d (load %.1f/%d)", inst.name,
@@ -328,18 +354,28 @@ class Dmano:
                 "drained": name in self.drains.drained}
 
     def _next_sequence(self) -> int:
-        """Increasing announcement sequence: tenths of a second since 2025 (so a restarted
-        D-MANO continues above its predecessor; fits 32 bits until 2038), +1 per call."""
-        now = int((time.time() - SEQUENCE_EPOCH) * 10)
-        self.sequence = min(max(self.sequence + 1, now), 0xFFFFFFFF)
+        """Increasing announcement sequence (:func:`next_sequence`), +1 per call."""
+        self.sequence = next_sequence(self.sequence, time.time())
         return self.sequence
 
     async def recompute(self) -> None:
         async with self._compute_lock:  # the period loop and the fast paths take turns
             await self._recompute()
 
+    def network_costs(self) -> dict[IPv4Address, int]:
+        """The network part of the tables (:func:`dmano.service_plane.network_costs`),
+        recomputed only when the mirror's router or network LSAs changed."""
+        key = (self.mirror, self.mirror.topology_version)
+        if self._costs_of is None or self._costs_of[0] is not key[0] \
+                or self._costs_of[1] != key[1]:
+            self._costs = network_costs(self.mirror.view, self.cfg.router_id)
+            self._costs_of = key
+        return self._costs
+
     async def _recompute(self) -> None:
-        tables = compute_tables(self.mirror.view, self.cfg.router_id, self.policy)
+        # compute_tables, with its network part cached per topology version
+        tables = candidate_tables(self.mirror.view.instances, self.network_costs(),
+                                  self.cfg.router_id, self.policy)
         if tables != self.tables:
             self.table_changes += 1
             for sid, rows in tables.items():

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any, TypeVar
@@ -328,6 +328,15 @@ def build_announcement_lsa(adv_router: IPv4Address, ann: VnfAnnouncement, **head
 
 # --------------------------------------------------------------------------- mirror
 
+
+def newest_generation(gens: Mapping[int, VnfAnnouncement]) -> VnfAnnouncement | None:
+    """The copy of an instance's announcement that counts, among the copies held under
+    its opaque-ID generations (opaque ID -> announcement): the highest SEQUENCE, then
+    the highest opaque ID (see :func:`dmano.lsa.split_opaque_id`); None if none."""
+    if not gens:
+        return None
+    return gens[max(gens, key=lambda o: (gens[o].sequence, o))]
+
 _Key = tuple[int, IPv4Address, IPv4Address]
 
 
@@ -376,12 +385,17 @@ class LsdbMirror:
         self.log = log or logger
         self._seq: dict[_Key, int] = {}
         self._generations: dict[tuple[IPv4Address, int], dict[int, VnfAnnouncement]] = {}
+        # incremented whenever view.routers or view.networks change (or on clear): the
+        # network part of the service plane (dmano.service_plane.network_costs) depends
+        # on them only, so a consumer may cache it per version
+        self.topology_version = 0
 
     def clear(self) -> None:
         """Forget everything (before a resync); statistics are kept."""
         self.view.routers.clear()
         self.view.networks.clear()
         self.view.instances.clear()
+        self.topology_version += 1
         self._seq.clear()
         self._generations.clear()
 
@@ -428,12 +442,12 @@ class LsdbMirror:
         self._seq[hdr.key] = hdr.seq
         if hdr.type == ROUTER_LSA:
             router = self._parse(parse_router_lsa, raw_lsa)
-            return self._set(self.view.routers, hdr.adv_router, router)
+            return self._topology(self._set(self.view.routers, hdr.adv_router, router))
         if hdr.type == NETWORK_LSA:
             network = self._parse(parse_network_lsa, raw_lsa)
             if network is None:
                 return self._remove_network(hdr)
-            return self._set(self.view.networks, hdr.ls_id, network)
+            return self._topology(self._set(self.view.networks, hdr.ls_id, network))
         _, opaque_id = opaque_type_id(hdr.ls_id)
         iid, _ = lsa.split_opaque_id(opaque_id)
         ann = lsa.decode_counted(
@@ -495,7 +509,7 @@ class LsdbMirror:
         if hdr.type == ROUTER_LSA:
             if hdr.ls_id != hdr.adv_router:
                 return False
-            return self._set(self.view.routers, hdr.adv_router, None)
+            return self._topology(self._set(self.view.routers, hdr.adv_router, None))
         if hdr.type == NETWORK_LSA:
             return self._remove_network(hdr)
         return self._set_generation(hdr.adv_router, opaque_type_id(hdr.ls_id)[1], None)
@@ -510,10 +524,8 @@ class LsdbMirror:
             gens.pop(opaque_id, None)
         else:
             gens[opaque_id] = ann
-        best = None
-        if gens:
-            best = gens[max(gens, key=lambda o: (gens[o].sequence, o))]
-        else:
+        best = newest_generation(gens)
+        if not gens:
             del self._generations[(adv, iid)]
         return self._set(self.view.instances, (adv, iid), best)
 
@@ -524,7 +536,13 @@ class LsdbMirror:
         if held is None or held.adv_router != hdr.adv_router:
             return False
         del self.view.networks[hdr.ls_id]
-        return True
+        return self._topology(True)
+
+    def _topology(self, changed: bool) -> bool:
+        """Count a change of the routers or networks in :attr:`topology_version`."""
+        if changed:
+            self.topology_version += 1
+        return changed
 
     @staticmethod
     def _set(table: dict[Any, Any], key: object, value: object) -> bool:

@@ -38,6 +38,33 @@ NOT_READY = "OSPF_API_NOTREADY"
 REFRESH_MIN_S = 5.5  # FRR 8.4's fixed MinLSInterval (5 s) for one LSA, plus a margin
 
 
+def choose_opaque_id(instance_id: int, generation: int,
+                     current: tuple[int, float] | None, last: tuple[int, float] | None,
+                     now: float) -> tuple[int, int, int | None]:
+    """The opaque ID a (re-)origination of ``instance_id``'s LSA goes out under.
+
+    ``generation``: the instance's current opaque-ID generation; ``current``: (opaque ID,
+    time) of the LSA ospfd holds for it, if any; ``last``: (opaque ID, time) of its last
+    origination, kept after a withdrawal; ``now``: the same clock. FRR 8.4 delays a
+    refresh of one LSA until 5 s after its previous origination, so a change sooner than
+    :data:`REFRESH_MIN_S` goes out at once under the next generation's opaque ID (the
+    previous LSA is then deleted), and so does an announcement soon after a withdrawal
+    (a VNF restarted). Returns (opaque ID, generation, opaque ID to delete or None).
+    Also used by the control-plane simulation (``scenarios.simulate``)."""
+    previous = None
+    if current is not None and now - current[1] < REFRESH_MIN_S:
+        previous = current[0]
+        generation = (generation + 1) % (lsa.MAX_GENERATION + 1)
+    elif (current is None and last is not None
+          and last[0] == lsa.make_opaque_id(instance_id, generation)
+          and now - last[1] < REFRESH_MIN_S):
+        generation = (generation + 1) % (lsa.MAX_GENERATION + 1)
+    opaque_id = lsa.make_opaque_id(instance_id, generation)
+    if previous == opaque_id:
+        previous = None
+    return opaque_id, generation, previous
+
+
 class OspfApiUnavailableError(RuntimeError):
     pass
 
@@ -183,19 +210,10 @@ class OspfApiSession:
         current = self.announced.get(instance_id)
         if current is not None and current[1] == body:
             return
-        generation = self.generation.get(instance_id, 0)
-        previous = None
-        last = self.originated.get(instance_id)
-        if current is not None and time.monotonic() - current[2] < REFRESH_MIN_S:
-            previous = current[0]
-            generation = (generation + 1) % (lsa.MAX_GENERATION + 1)
-        elif (current is None and last is not None
-              and last[0] == lsa.make_opaque_id(instance_id, generation)
-              and time.monotonic() - last[1] < REFRESH_MIN_S):
-            # announced again soon after a withdrawal (a VNF restarted): ospfd would hold
-            # the same LSA back until MinLSInterval; the next generation goes out at once
-            generation = (generation + 1) % (lsa.MAX_GENERATION + 1)
-        opaque_id = lsa.make_opaque_id(instance_id, generation)
+        opaque_id, generation, previous = choose_opaque_id(
+            instance_id, self.generation.get(instance_id, 0),
+            (current[0], current[2]) if current is not None else None,
+            self.originated.get(instance_id), time.monotonic())
         self.pending_withdrawals.pop(instance_id, None)  # announced again: not withdrawn
         async with self._lock:
             try:
@@ -210,7 +228,7 @@ class OspfApiSession:
                 self.generation[instance_id] = generation
                 self.announced[instance_id] = (opaque_id, body, time.monotonic())
                 self.originated[instance_id] = (opaque_id, time.monotonic())
-                if previous is not None and previous != opaque_id:
+                if previous is not None:
                     await self.client.delete_opaque_data(
                         int(self.area), LSA_TYPE_OPAQUE_AREA, self.opaque_type, previous)
             except self.oc.APIError as exc:

@@ -15,7 +15,18 @@ virtual links are not edges. Each instance is a VNF node hanging off its adverti
 router with its VNF cost (so VNF nodes are leaves and never carry transit paths).
 
 :func:`compute_tables` runs Dijkstra from our own router and, per service id, lists the
-candidate instances: every announced instance whose advertising router is reachable,
+candidate instances (see below). It is the composition of two parts that change for
+different reasons, each usable on its own (the D-MANO caches the first per topology
+version; the control-plane simulation, ``scenarios.simulate``, shares it between nodes):
+
+* the *network part*, :func:`network_edges` (the edges of the graph above, from router
+  and network LSAs only) and :func:`network_costs` (shortest-path cost from ourselves to
+  every reachable router): it changes only when router or network LSAs change;
+* the *candidates part*, :func:`candidate_tables`: instances (opaque LSAs) + network
+  costs -> :class:`Candidate` rows -> policy weights -> integer weights: it changes with
+  every VNF cost.
+
+The candidates are every announced instance whose advertising router is reachable,
 with network cost (0 for our own instances), VNF cost and path cost = network + VNF
 cost. UP candidates get WCMP weights from the policy's weight function over their path
 costs, made into integers by :mod:`dmano.wcmp` (``policy.max_group_size``); DRAINING
@@ -31,7 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any
@@ -39,7 +50,7 @@ from typing import Any
 import networkx as nx
 
 from dmano import wcmp
-from dmano.model import InstanceState, LsdbView, RouterLsa
+from dmano.model import InstanceState, LsdbView, RouterLsa, VnfAnnouncement
 from dmano.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -116,30 +127,35 @@ def _links_to_network(lsa: RouterLsa | None, dr: IPv4Address) -> bool:
         link.kind == LINK_TRANSIT and link.link_id == dr for link in lsa.links)
 
 
-def _add_edge(graph: nx.DiGraph, u: Node, v: Node, cost: int) -> None:
+Edges = dict[tuple[Node, Node], int]
+
+
+def _add_edge(edges: Edges, u: Node, v: Node, cost: int) -> None:
     """Add u -> v, keeping the cheapest of parallel links."""
-    if graph.has_edge(u, v) and graph[u][v]["weight"] <= cost:
+    held = edges.get((u, v))
+    if held is not None and held <= cost:
         return
-    graph.add_edge(u, v, weight=cost)
+    edges[(u, v)] = cost
 
 
-def build_graph(view: LsdbView, self_id: IPv4Address) -> nx.DiGraph:
-    """The service plane topology of ``view`` (see the module docstring)."""
-    graph = nx.DiGraph()
-    graph.add_node(router_node(self_id))
+def network_edges(view: LsdbView) -> Edges:
+    """The router and transit-network edges of the service plane topology of ``view``
+    (see the module docstring): (u, v) -> cost, parallel links reduced to the cheapest.
+
+    Depends on ``view.routers`` and ``view.networks`` only (not on the instances)."""
+    edges: Edges = {}
     for rid, lsa in view.routers.items():
-        graph.add_node(router_node(rid))
         for link in lsa.links:
             if link.kind == LINK_P2P:
                 if _links_back_p2p(view.routers.get(link.link_id), rid):
-                    _add_edge(graph, router_node(rid), router_node(link.link_id),
+                    _add_edge(edges, router_node(rid), router_node(link.link_id),
                               link.metric)
                 else:
                     log.debug("%s -> %s: no link back, not used", rid, link.link_id)
             elif link.kind == LINK_TRANSIT:
                 net = view.networks.get(link.link_id)
                 if net is not None and rid in net.attached:
-                    _add_edge(graph, router_node(rid), network_node(link.link_id),
+                    _add_edge(edges, router_node(rid), network_node(link.link_id),
                               link.metric)
                 else:
                     log.debug("%s -> network %s: no network LSA listing it, not used",
@@ -148,15 +164,32 @@ def build_graph(view: LsdbView, self_id: IPv4Address) -> nx.DiGraph:
     for dr, net in view.networks.items():
         for rid in net.attached:
             if _links_to_network(view.routers.get(rid), dr):
-                _add_edge(graph, network_node(dr), router_node(rid), 0)
+                _add_edge(edges, network_node(dr), router_node(rid), 0)
+    return edges
+
+
+def build_graph(view: LsdbView, self_id: IPv4Address) -> nx.DiGraph:
+    """The service plane topology of ``view`` (see the module docstring)."""
+    graph = nx.DiGraph()
+    graph.add_node(router_node(self_id))
+    for rid in view.routers:
+        graph.add_node(router_node(rid))
+    for (u, v), cost in network_edges(view).items():
+        graph.add_edge(u, v, weight=cost)
     for (adv, iid), ann in view.instances.items():
         graph.add_edge(router_node(adv), vnf_node(adv, iid), weight=ann.cost)
     return graph
 
 
 def network_costs(view: LsdbView, self_id: IPv4Address) -> dict[IPv4Address, int]:
-    """Shortest-path cost from ``self_id`` to every reachable router (self: 0)."""
-    graph = build_graph(view, self_id)
+    """Shortest-path cost from ``self_id`` to every reachable router (self: 0).
+
+    The network part of :func:`compute_tables`: it depends on the router and network
+    LSAs only (VNF nodes are leaves of the graph and never on a path between routers)."""
+    graph = nx.DiGraph()
+    graph.add_node(router_node(self_id))
+    for (u, v), cost in network_edges(view).items():
+        graph.add_edge(u, v, weight=cost)
     dist = nx.single_source_dijkstra_path_length(graph, router_node(self_id))
     return {node[1]: int(d) for node, d in dist.items() if node[0] == "router"}
 
@@ -165,14 +198,26 @@ def network_costs(view: LsdbView, self_id: IPv4Address) -> dict[IPv4Address, int
 
 def compute_tables(view: LsdbView, self_id: IPv4Address,
                    policy: Policy) -> dict[int, ServiceTable]:
-    """Per service id, the candidate instances with their WCMP weights."""
-    graph = build_graph(view, self_id)
-    dist = nx.single_source_dijkstra_path_length(graph, router_node(self_id))
+    """Per service id, the candidate instances with their WCMP weights.
+
+    The composition of the network part (:func:`network_costs`) and the candidates part
+    (:func:`candidate_tables`)."""
+    return candidate_tables(view.instances, network_costs(view, self_id), self_id, policy)
+
+
+def candidate_tables(instances: Mapping[tuple[IPv4Address, int], VnfAnnouncement],
+                     costs: Mapping[IPv4Address, int], self_id: IPv4Address,
+                     policy: Policy) -> dict[int, ServiceTable]:
+    """The candidates part of :func:`compute_tables`: per service id of ``instances``
+    ((advertising router, instance id) -> announcement), the candidates with their WCMP
+    weights, given the network ``costs`` from ``self_id`` to the reachable routers (as
+    :func:`network_costs` gives them; an instance whose router is not in ``costs`` is
+    unreachable, our own are at cost 0)."""
     by_service: dict[int, list[Candidate]] = {}
-    for (adv, iid), ann in view.instances.items():
+    for (adv, iid), ann in instances.items():
         rows = by_service.setdefault(ann.service_id, [])
         local = adv == self_id
-        net_cost = 0 if local else dist.get(router_node(adv))
+        net_cost = 0 if local else costs.get(adv)
         if net_cost is None:
             log.debug("service %d: instance %s/%d unreachable", ann.service_id, adv, iid)
             continue
