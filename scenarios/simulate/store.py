@@ -1,0 +1,288 @@
+"""One LSDB for all simulated routers: the instances of every LSA, and who holds which.
+
+Most of the time every router holds the same LSDB, so it is stored once. Per LSA (key:
+type, link state id, advertising router) the store keeps the instances that are still
+spreading or recent, oldest first: the first one may be the *base* (``arr`` None: held
+by every router), each later one carries its arrival time at every router (a numpy
+array, :mod:`scenarios.simulate.flooding`). A router holds, at time t, the newest
+instance it has received by then. When the newest instance has reached every live
+router long enough ago (min-arrival and the D-MANO's debounce), it becomes the base and
+the older ones are forgotten (:meth:`LsaStore.compact`); so memory grows with the LSAs
+in flight, not with routers x LSAs.
+
+Every instance is the real thing: the raw LSA (``dmano.lsdb.build_router_lsa`` /
+``build_opaque_lsa`` with a body from ``dmano.lsa.encode``), decoded once by the real
+parsers (``dmano.lsdb.parse_router_lsa``, ``dmano.lsa.decode``); a router's view of an
+instance's announcement is the newest of its opaque-ID generations by the mirror's own
+rule (``dmano.lsdb.newest_generation``).
+
+The router LSAs a router holds are summarised by a *signature* (an int): routers with
+the same signature have the same router LSAs, hence the same service-plane graph, so
+shortest paths are computed once per signature (``scenarios.simulate.paths``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+import numpy as np
+
+from dmano import lsa
+from dmano.lsdb import (
+    OPAQUE_AREA_LSA,
+    ROUTER_LSA,
+    newest_generation,
+    opaque_type_id,
+    parse_lsa_header,
+    parse_router_lsa,
+)
+from dmano.model import RouterLsa, VnfAnnouncement
+
+log = logging.getLogger(__name__)
+
+INF = math.inf
+LsaKey = tuple[int, int, int]  # (type, link state id, advertising router) as ints
+InstanceKey = tuple[IPv4Address, int]  # (advertising router, instance id): the D-MANO's
+
+
+def lsa_key(raw: bytes) -> LsaKey:
+    hdr = parse_lsa_header(raw, whole=False)
+    return (hdr.type, int(hdr.ls_id), int(hdr.adv_router))
+
+
+@dataclass(eq=False)
+class Version:
+    """One instance of an LSA (or its flush: ``content`` None)."""
+
+    vid: int
+    key: LsaKey
+    seq: int
+    origin: int  # node index of the originating router
+    t0: float  # origination time
+    raw: bytes
+    content: RouterLsa | VnfAnnouncement | None
+    arr: np.ndarray | None = None  # arrival per router; None: held by every router
+    cause: int = -1  # index of the scenario event that caused it (-1: none / periodic)
+    opaque_id: int = 0
+    instance: InstanceKey | None = None
+
+    @property
+    def is_router(self) -> bool:
+        return self.key[0] == ROUTER_LSA
+
+    def held_by(self, node: int, t: float) -> bool:
+        return self.arr is None or self.arr[node] <= t
+
+
+def decode(raw: bytes) -> tuple[LsaKey, RouterLsa | VnfAnnouncement | None, int,
+                                InstanceKey | None]:
+    """(key, content, opaque id, instance key) of a raw LSA, by the D-MANO's parsers; a
+    MaxAge LSA (a flush) has content None."""
+    hdr = parse_lsa_header(raw)
+    key = (hdr.type, int(hdr.ls_id), int(hdr.adv_router))
+    if hdr.type == ROUTER_LSA:
+        return key, (None if hdr.is_max_age else parse_router_lsa(raw)), 0, None
+    if hdr.type != OPAQUE_AREA_LSA:
+        raise ValueError(f"the simulation originates router and opaque LSAs, not type "
+                         f"{hdr.type}")
+    _, opaque_id = opaque_type_id(hdr.ls_id)
+    iid, _ = lsa.split_opaque_id(opaque_id)
+    content = None if hdr.is_max_age else lsa.decode(raw[20:], iid)
+    return key, content, opaque_id, (hdr.adv_router, iid)
+
+
+@dataclass
+class SignatureInfo:
+    """The router LSAs of one signature: the base of ``epoch`` plus ``overrides``."""
+
+    sid: int
+    epoch: int
+    overrides: tuple[Version, ...]
+    routers: dict[IPv4Address, RouterLsa] = field(default_factory=dict)
+
+
+class LsaStore:
+    """The shared LSDB (see the module docstring)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.histories: dict[LsaKey, list[Version]] = {}
+        self.flux: set[LsaKey] = set()  # keys with more than the base
+        self.router_flux: set[LsaKey] = set()
+        self.instance_keys: dict[InstanceKey, list[LsaKey]] = {}
+        self.base_routers: dict[IPv4Address, RouterLsa] = {}
+        self.epoch = 0
+        self._vid = itertools.count(1)
+        self._sigs: dict[tuple[int, tuple[int, ...]], SignatureInfo] = {}
+        self._sig_by_id: dict[int, SignatureInfo] = {}
+        self._sid = itertools.count()
+        self.versions_made = 0
+
+    # -- adding -----------------------------------------------------------------------
+    def make(self, raw: bytes, origin: int, t0: float, cause: int = -1) -> Version:
+        """A new instance from its raw bytes (decoded once, by the D-MANO's parsers)."""
+        key, content, opaque_id, inst = decode(raw)
+        hdr = parse_lsa_header(raw, whole=False)
+        self.versions_made += 1
+        return Version(next(self._vid), key, hdr.seq, origin, t0, raw, content,
+                       cause=cause, opaque_id=opaque_id, instance=inst)
+
+    def install_base(self, v: Version) -> None:
+        """An instance every router holds from the start (the converged network)."""
+        v.arr = None
+        self.histories[v.key] = [v]
+        self._index(v)
+        if v.is_router and isinstance(v.content, RouterLsa):
+            self.base_routers[v.content.adv_router] = v.content
+
+    def add(self, v: Version) -> None:
+        """An instance being flooded (``v.arr`` set)."""
+        hist = self.histories.setdefault(v.key, [])
+        hist.append(v)
+        self._index(v)
+        if len(hist) > 1 or v.arr is not None:
+            self.flux.add(v.key)
+            if v.is_router:
+                self.router_flux.add(v.key)
+
+    def _index(self, v: Version) -> None:
+        if v.instance is not None:
+            keys = self.instance_keys.setdefault(v.instance, [])
+            if v.key not in keys:
+                keys.append(v.key)
+
+    def history(self, key: LsaKey) -> list[Version]:
+        return self.histories.get(key, [])
+
+    def latest(self, key: LsaKey) -> Version | None:
+        hist = self.histories.get(key)
+        return hist[-1] if hist else None
+
+    def recent_arrays(self, key: LsaKey) -> list[np.ndarray]:
+        return [v.arr for v in self.histories.get(key, []) if v.arr is not None]
+
+    # -- what a router holds --------------------------------------------------------------
+    def held(self, key: LsaKey, node: int, t: float) -> Version | None:
+        for v in reversed(self.histories.get(key, ())):
+            if v.arr is None or v.arr[node] <= t:
+                return v
+        return None
+
+    def instance(self, inst: InstanceKey, node: int, t: float) -> VnfAnnouncement | None:
+        """The announcement of ``inst`` router ``node``'s D-MANO sees at ``t``: the newest
+        generation (``dmano.lsdb.newest_generation``) among those it holds."""
+        keys = self.instance_keys.get(inst)
+        if not keys:
+            return None
+        gens: dict[int, VnfAnnouncement] = {}
+        for key in keys:
+            v = self.held(key, node, t)
+            if v is not None and isinstance(v.content, VnfAnnouncement):
+                gens[v.opaque_id] = v.content
+        return newest_generation(gens)
+
+    def instance_versions(self, inst: InstanceKey, node: int, t: float) -> tuple[int, ...]:
+        """The instances (vids) of ``inst``'s LSAs ``node`` holds at ``t`` (a cheap
+        signature of its inputs)."""
+        out = []
+        for key in self.instance_keys.get(inst, ()):
+            v = self.held(key, node, t)
+            out.append(v.vid if v is not None else 0)
+        return tuple(out)
+
+    # -- router LSAs by signature --------------------------------------------------------
+    def router_signature(self, node: int, t: float) -> int:
+        held = []
+        for key in sorted(self.router_flux):
+            v = self.held(key, node, t)
+            if v is not None and v.arr is not None:
+                held.append(v)
+        return self._signature(tuple(held))
+
+    def router_signatures(self, nodes: np.ndarray, t: float) -> np.ndarray:
+        """:meth:`router_signature` of many routers at once."""
+        keys = sorted(self.router_flux)
+        if not keys:
+            sid = self._signature(())
+            return np.full(len(nodes), sid, dtype=np.int64)
+        cols = []
+        for key in keys:
+            hist = self.histories[key]
+            idx = np.full(len(nodes), -1, dtype=np.int64)  # -1: base or nothing
+            for j, v in enumerate(hist):
+                if v.arr is not None:
+                    idx = np.where(v.arr[nodes] <= t, j, idx)
+            cols.append(idx)
+        mat = np.stack(cols, axis=1)
+        uniq, inverse = np.unique(mat, axis=0, return_inverse=True)
+        sids = np.empty(len(uniq), dtype=np.int64)
+        for r, row in enumerate(uniq):
+            held = tuple(self.histories[k][j] for k, j in zip(keys, row, strict=True)
+                         if j >= 0)
+            sids[r] = self._signature(held)
+        return sids[np.asarray(inverse).reshape(-1)]
+
+    def _signature(self, held: tuple[Version, ...]) -> int:
+        tag = (self.epoch, tuple(v.vid for v in held))
+        info = self._sigs.get(tag)
+        if info is None:
+            info = SignatureInfo(next(self._sid), self.epoch, held)
+            routers = dict(self.base_routers)
+            for v in held:
+                if isinstance(v.content, RouterLsa):
+                    routers[v.content.adv_router] = v.content
+                else:
+                    routers.pop(IPv4Address(v.key[2]), None)
+            info.routers = routers
+            self._sigs[tag] = info
+            self._sig_by_id[info.sid] = info
+        return info.sid
+
+    def signature(self, sid: int) -> SignatureInfo:
+        return self._sig_by_id[sid]
+
+    # -- forgetting ------------------------------------------------------------------------
+    def compact(self, now: float, live: np.ndarray, margin: float) -> list[LsaKey]:
+        """Make the newest instance of every LSA the base once every live router has held
+        it for ``margin`` s; drop flushed opaque LSAs then. Returns the keys compacted."""
+        done = []
+        for key in list(self.flux):
+            hist = self.histories[key]
+            newest = hist[-1]
+            if newest.arr is not None:
+                at = newest.arr[live]
+                if at.size and (not np.isfinite(at).all() or at.max() + margin > now):
+                    continue
+            newest.arr = None
+            self.histories[key] = [newest]
+            self.flux.discard(key)
+            done.append(key)
+            if key in self.router_flux:
+                self.router_flux.discard(key)
+                if isinstance(newest.content, RouterLsa):
+                    self.base_routers[newest.content.adv_router] = newest.content
+                else:
+                    self.base_routers.pop(IPv4Address(key[2]), None)
+                self.epoch += 1
+            if newest.content is None and newest.instance is not None:
+                del self.histories[key]
+                keys = self.instance_keys.get(newest.instance, [])
+                if key in keys:
+                    keys.remove(key)
+        if len(self._sigs) > 256:  # signatures of old epochs are not looked up again
+            self._sigs = {t: i for t, i in self._sigs.items() if t[0] == self.epoch}
+            self._sig_by_id = {i.sid: i for i in self._sigs.values()}
+        return done
+
+    def all_versions(self) -> Iterable[Version]:
+        for hist in self.histories.values():
+            yield from hist
+
+
+__all__ = ["InstanceKey", "LsaKey", "LsaStore", "SignatureInfo", "Version", "decode",
+           "lsa_key"]
