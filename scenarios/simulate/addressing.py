@@ -49,10 +49,21 @@ class Addressing:
     hosts: dict[str, IPv4Address]  # host name -> address
 
 
+def uses_emulation_plan(topo: Topology) -> bool:
+    return len(topo.nodes) <= MAX_NODES and len(topo.links) < emu.MAX_LINKS
+
+
+def host_addresses(topo: Topology) -> dict[str, IPv4Address]:
+    """Host name -> address, in whichever plan ``topo`` gets (see the module doc)."""
+    if uses_emulation_plan(topo):
+        return {h: a.ip for h, a in emu.host_addresses(topo).items()}
+    return {h.name: IPv4Address(SIM_HOST_BASE + k + 1) for k, h in enumerate(topo.hosts)}
+
+
 def plan(topo: Topology) -> Addressing:
     """The addresses of ``topo`` (see the module docstring)."""
     n, m = len(topo.nodes), len(topo.links)
-    if n <= MAX_NODES and m < emu.MAX_LINKS:
+    if uses_emulation_plan(topo):
         links = [emu.link_addressing(lk) for lk in topo.links]
         stubs = []
         for node in topo.nodes:
@@ -68,7 +79,7 @@ def plan(topo: Topology) -> Addressing:
             stubs=tuple(stubs),
             link_ends=tuple((la.a_addr.ip, la.b_addr.ip) for la in links),
             link_nets=tuple(la.subnet for la in links),
-            hosts={h: a.ip for h, a in emu.host_addresses(topo).items()},
+            hosts=host_addresses(topo),
         )
     if n >= SIM_MAX or 4 * m >= SIM_MAX or len(topo.hosts) >= SIM_MAX:
         raise ValueError(f"{n} nodes / {m} links / {len(topo.hosts)} hosts do not fit the "
@@ -82,5 +93,5 @@ def plan(topo: Topology) -> Addressing:
         stubs=tuple(((r, host32), (e, host32)) for r, e in zip(rids, eps, strict=True)),
         link_ends=tuple((net.network_address + 1, net.network_address + 2) for net in nets),
         link_nets=nets,
-        hosts={h.name: IPv4Address(SIM_HOST_BASE + k + 1) for k, h in enumerate(topo.hosts)},
+        hosts=host_addresses(topo),
     )

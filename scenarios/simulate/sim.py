@@ -267,10 +267,10 @@ class Simulation:
             v.arr[origin] = local_effect
         if v.instance is not None and not structural:
             structural = self._structural(v, before)
+        if cause >= 0:
+            self.conv.record(cause, v, prev)  # before it is in the store
         self.store.add(v)
         self.stats.flood(t0, fl, self.adj, origin, len(raw), v.is_router, v.content is None)
-        if cause >= 0:
-            self.conv.record(cause, v, prev)
         if v.is_router:
             self._schedule_spf(v.arr)
             self.traffic.network_changed(v)

@@ -32,6 +32,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from scenarios.simulate.addressing import host_addresses
 from topologies.spec import (
     ChainSpec,
     ClassifierRule,
@@ -174,19 +175,19 @@ def benchmark_topology(kind: str, n: int, seed: int = 1, services: int = 4,
     chains = tuple(ChainSpec(j + 1, (svcs[j].name, svcs[(j + 1) % services].name),
                              f"c{j + 1}") for j in range(services))
     hosts = []
-    rules = []
     for k in range(ingresses):
-        src = names[rng.randrange(n)]
-        dst = names[rng.randrange(n)]
-        hosts.append(HostSpec(f"src{k + 1}", src, "source"))
-        hosts.append(HostSpec(f"dst{k + 1}", dst, "sink"))
-        rules.append(ClassifierRule(src, 1 + k % services, 100, IPv4Network("0.0.0.0/0"),
-                                    IPv4Network("0.0.0.0/0"), "udp", None, None))
-    return Topology(name=f"{kind}{n}", path=Path(f"<generated {kind}:{n}>"),
+        hosts.append(HostSpec(f"src{k + 1}", names[rng.randrange(n)], "source"))
+        hosts.append(HostSpec(f"dst{k + 1}", names[rng.randrange(n)], "sink"))
+    topo = Topology(name=f"{kind}{n}", path=Path(f"<generated {kind}:{n}>"),
                     nodes=tuple(nodes), links=tuple(link_specs), services=svcs,
                     instances=tuple(insts), hosts=tuple(hosts), chains=chains,
-                    classifier=tuple(rules), description=f"generated {kind}:{n}",
-                    ospf=OspfTimers())
+                    description=f"generated {kind}:{n}", ospf=OspfTimers())
+    addrs = host_addresses(topo)
+    rules = tuple(ClassifierRule(h.node, 1 + k % services, 100,
+                                 IPv4Network(f"{addrs[h.name]}/32"),
+                                 IPv4Network("0.0.0.0/0"), "udp", None, None)
+                  for k, h in enumerate(x for x in hosts if x.role == "source"))
+    return replace(topo, classifier=rules)
 
 
 def benchmark_scenario_data(topo: Topology, duration_s: float = 300.0,

@@ -204,9 +204,17 @@ def _chain(f: Fields, topo: Topology) -> int | None:
 
 
 def _check_classifier(f: Fields, topo: Topology, cls: TrafficClass) -> None:
-    """The topology's classifier at the source's node must put the class in its chain."""
-    addrs = host_addresses(topo)
-    src_ip, dst_ip = addrs[cls.source].ip, addrs[cls.destination].ip
+    """The topology's classifier at the source's node must put the class in its chain.
+
+    Hosts have the emulation's addresses, or the simulation's beyond the emulation's
+    250 nodes (only ``python -m scenarios simulate`` reads such topologies)."""
+    if len(topo.nodes) <= MAX_NODES:
+        addrs = {h: a.ip for h, a in host_addresses(topo).items()}
+    else:
+        from scenarios.simulate.addressing import host_addresses as sim_host_addresses
+
+        addrs = sim_host_addresses(topo)
+    src_ip, dst_ip = addrs[cls.source], addrs[cls.destination]
     node = next(h.node for h in topo.hosts if h.name == cls.source)
     what = (f"udp {src_ip}:{cls.src_ports[0]}-{cls.src_ports[1]} -> {dst_ip}:{cls.dst_port}")
     found: int | None = None
