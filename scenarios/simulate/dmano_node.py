@@ -237,9 +237,8 @@ class Tables:
         store = sim.store
         sig = store.router_signature(node, tv)
         keys = sim.service_instances.get(sid, ())
-        held = tuple(store.instance_versions(k, node, tv) for k in keys)
         pidx = sim.policy_index(tv)
-        ck = (sig, held, pidx)
+        ck = (sig, store.group_state(sid, node, tv), pidx)
         entries = self._cache.setdefault((node, sid), [])
         for key, tab in entries:
             if key == ck:

@@ -2,12 +2,15 @@
 
 For a signature (a set of router LSAs, :mod:`scenarios.simulate.store`) the graph's edges
 are the D-MANO's own, :func:`dmano.service_plane.network_edges` (RFC 2328 16.1: the
-two-way check, the cheapest of parallel links, transit networks), computed once and
-shared by every router holding that signature. Distances then come from
-``scipy.sparse.csgraph.dijkstra`` instead of the D-MANO's networkx Dijkstra: the same
-computation (non-negative integer costs, exact in float64; ``tests/unit/test_simulate``
-checks the costs equal :func:`dmano.service_plane.network_costs` on every shipped
-topology and on random graphs), in C, and for many sources at once.
+two-way check, the cheapest of parallel links), computed once and shared by every router
+holding that signature; after the first signature only the edges around the routers
+whose LSAs differ are recomputed (:meth:`Paths.edges`). Transit networks (network
+LSAs) are not simulated: every router link is point-to-point, as the builder makes it.
+Distances then come from ``scipy.sparse.csgraph.dijkstra`` instead of the D-MANO's
+networkx Dijkstra: the same computation (non-negative integer costs, exact in float64;
+``tests/unit/test_simulate`` checks the costs equal those of
+:func:`dmano.service_plane.network_costs` on every shipped topology and on random
+graphs), in C, and for many sources at once.
 
 * :meth:`Paths.costs` -- what :func:`~dmano.service_plane.network_costs` gives a router
   (restricted to the routers that host instances, the only ones the candidates part
@@ -28,8 +31,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
-from dmano.model import LsdbView
-from dmano.service_plane import network_edges
+from dmano.model import LsdbView, RouterLsa
+from dmano.service_plane import LINK_P2P, Edges, network_edges, router_node
 from scenarios.simulate.store import LsaStore
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,40 @@ class Paths:
         self.cache_size = cache_size
         self.graphs_built = 0
         self.dijkstras = 0
+        self._base_routers: dict[IPv4Address, RouterLsa] | None = None
+        self._base_edges: Edges = {}
+
+    def edges(self, routers: dict[IPv4Address, RouterLsa]) -> Edges:
+        """:func:`~dmano.service_plane.network_edges` of ``routers``, computed in full
+        once and then patched: the edges that touch a router whose LSA differs from the
+        first set are recomputed (by the same function, on those routers and their
+        neighbours: the two-way check only looks at both ends of a link)."""
+        if self._base_routers is None or len(routers) < 64:
+            self._base_routers = dict(routers)
+            self._base_edges = network_edges(LsdbView(routers=self._base_routers))
+            return dict(self._base_edges)
+        base = self._base_routers
+        changed = {r for r, lsa_ in routers.items() if base.get(r) is not lsa_}
+        changed |= {r for r in base if r not in routers}
+        if len(changed) > max(64, len(routers) // 10):
+            self._base_routers = dict(routers)
+            self._base_edges = network_edges(LsdbView(routers=self._base_routers))
+            return dict(self._base_edges)
+        if not changed:
+            return dict(self._base_edges)
+        near = set(changed)
+        for r in changed:
+            for lsa_ in (routers.get(r), base.get(r)):
+                if lsa_ is not None:
+                    near.update(link.link_id for link in lsa_.links if link.kind == LINK_P2P)
+        sub = {r: routers[r] for r in near if r in routers}
+        mine = {router_node(r) for r in changed}
+        out = {e: w for e, w in self._base_edges.items()
+               if e[0] not in mine and e[1] not in mine}
+        for e, w in network_edges(LsdbView(routers=sub)).items():
+            if e[0] in mine or e[1] in mine:
+                out[e] = w
+        return out
 
     def graph(self, sid: int) -> _Graph:
         g = self._graphs.get(sid)
@@ -70,7 +107,7 @@ class Paths:
             self._graphs.move_to_end(sid)
             return g
         info = self.store.signature(sid)
-        edges = network_edges(LsdbView(routers=info.routers))
+        edges = self.edges(info.routers)
         index = dict(self.index)
         rows, cols, data = [], [], []
         for (u, v), cost in edges.items():

@@ -153,6 +153,9 @@ class Simulation:
         for x in self.instances.values():
             svc_inst.setdefault(x.service_id, []).append(x.key)
         self.service_instances = {sid: tuple(keys) for sid, keys in svc_inst.items()}
+        for sid, keys in self.service_instances.items():
+            for key in keys:
+                self.store.group_of[key] = sid
         self.hosting = [i for i in range(self.n) if self.dmano[i].instances]
 
         # policies over (wall) time: scenario policies with period_s on the wall clock
@@ -318,10 +321,11 @@ class Simulation:
         for r in nodes.tolist():
             self.spf_runs.setdefault(r, []).append(now)
         sigs = self.store.router_signatures(nodes, now)
-        changed = nodes[self.fib_sig[nodes] != sigs]
+        differ = self.fib_sig[nodes] != sigs
+        changed, old, new = nodes[differ], self.fib_sig[nodes][differ], sigs[differ]
         self.fib_sig[nodes] = sigs
         if len(changed):
-            self.traffic.routes_changed(changed)
+            self.traffic.routes_changed(changed, old, new)
 
     def request_router_lsa(self, i: int, cause: int = -1) -> None:
         """Re-originate router ``i``'s LSA (its adjacencies changed), throttled."""

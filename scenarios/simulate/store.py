@@ -122,6 +122,11 @@ class LsaStore:
         self._sig_by_id: dict[int, SignatureInfo] = {}
         self._sid = itertools.count()
         self.versions_made = 0
+        # instances grouped (by service, set by the simulation): what a router holds of a
+        # group is the shared base plus the group's instances in flight it has received
+        self.group_of: dict[InstanceKey, int] = {}
+        self.group_flux: dict[int, list[Version]] = {}
+        self.group_epoch: dict[int, int] = {}
 
     # -- adding -----------------------------------------------------------------------
     def make(self, raw: bytes, origin: int, t0: float, cause: int = -1) -> Version:
@@ -145,6 +150,10 @@ class LsaStore:
         hist = self.histories.setdefault(v.key, [])
         hist.append(v)
         self._index(v)
+        if v.instance is not None and v.arr is not None:
+            g = self.group_of.get(v.instance)
+            if g is not None:
+                self.group_flux.setdefault(g, []).append(v)
         if len(hist) > 1 or v.arr is not None:
             self.flux.add(v.key)
             if v.is_router:
@@ -194,6 +203,15 @@ class LsaStore:
             v = self.held(key, node, t)
             out.append(v.vid if v is not None else 0)
         return tuple(out)
+
+    def group_state(self, group: int, node: int, t: float) -> tuple[int, tuple[int, ...]]:
+        """What ``node`` holds at ``t`` of the announcements of ``group`` (a service), as
+        a value that is equal exactly when the holdings are: the group's base epoch and
+        the instances in flight it has received."""
+        flux = self.group_flux.get(group)
+        held = tuple(v.vid for v in flux if v.arr is not None and v.arr[node] <= t) \
+            if flux else ()
+        return self.group_epoch.get(group, 0), held
 
     # -- router LSAs by signature --------------------------------------------------------
     def router_signature(self, node: int, t: float) -> int:
@@ -262,6 +280,12 @@ class LsaStore:
             self.histories[key] = [newest]
             self.flux.discard(key)
             done.append(key)
+            if newest.instance is not None:
+                g = self.group_of.get(newest.instance)
+                if g is not None:
+                    self.group_epoch[g] = self.group_epoch.get(g, 0) + 1
+                    self.group_flux[g] = [v for v in self.group_flux.get(g, ())
+                                          if v.key != key]
             if key in self.router_flux:
                 self.router_flux.discard(key)
                 if isinstance(newest.content, RouterLsa):

@@ -224,8 +224,9 @@ def benchmark_scenario_data(topo: Topology, duration_s: float = 300.0,
     return {"name": f"bench_{topo.name}", "topology": str(topo.path), "policy": policy,
             "time_scale": 1.0, "duration_s": duration_s, "seed": seed, "traffic": traffic,
             "events": events,
-            "measure": {"sample_period_s": 1.0, "warmup_s": flow_duration_s,
-                        "windows": [{"name": "steady", "start_s": flow_duration_s,
+            "measure": {"sample_period_s": 1.0, "warmup_s": min(flow_duration_s, 0.1 * d),
+                        "windows": [{"name": "steady", "start_s": min(flow_duration_s,
+                                                                       0.1 * d),
                                      "end_s": 0.2 * d}]}}
 
 

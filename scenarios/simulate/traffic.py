@@ -75,7 +75,8 @@ class Flow:
     reached: list[LocalInstance] = field(default_factory=list)  # process its packets
     on: list[LocalInstance] = field(default_factory=list)  # chosen (even if dead)
     at: set[tuple[int, int]] = field(default_factory=set)  # (node, service) decisions
-    via: set[int] = field(default_factory=set)  # routers its packets cross
+    # routers its packets cross -> the routers they forward them to (segment ends)
+    via: dict[int, set[int]] = field(default_factory=dict)
     broken: str | None = None
     since: float = 0.0
     losses: list[tuple[float, float]] = field(default_factory=list)  # wall intervals
@@ -117,6 +118,7 @@ class Traffic:
         self.via_index: dict[int, set[Flow]] = {}
         self.on_index: dict[str, set[Flow]] = {}
         self.evaluations = 0
+        self._members: dict[tuple[int, int], tuple[frozenset[MemberKey], ...]] = {}
 
     # -- life of a flow -------------------------------------------------------------------
     def schedule_flows(self) -> None:
@@ -194,13 +196,14 @@ class Traffic:
         f.reached = reached
 
     def _path(self, f: Flow, t: float) -> tuple[list[LocalInstance], list[LocalInstance],
-                                                set[tuple[int, int]], set[int], str | None]:
+                                                set[tuple[int, int]], dict[int, set[int]],
+                                                str | None]:
         sim = self.sim
         up = sim.adj.node_up
         reached: list[LocalInstance] = []
         on: list[LocalInstance] = []
         at: set[tuple[int, int]] = set()
-        via: set[int] = {f.ingress}
+        via: dict[int, set[int]] = {f.ingress: set()}
         node = f.ingress
         if not up[node]:
             return reached, on, at, via, "ingress node down"
@@ -209,7 +212,7 @@ class Traffic:
             hops = 0
             while True:
                 at.add((node, sid))
-                via.add(node)
+                via.setdefault(node, set())
                 if not up[node]:
                     return reached, on, at, via, "node down"
                 groups, selects, slots = sim.tables.groups(node, sid, t)
@@ -248,9 +251,9 @@ class Traffic:
             return reached, on, at, via, "unreachable"
         return reached, on, at, via, None
 
-    def _walk(self, u: int, v: int, via: set[int]) -> bool:
+    def _walk(self, u: int, v: int, via: dict[int, set[int]]) -> bool:
         """Forward from router ``u`` to router ``v`` hop by hop with each router's routes;
-        the routers crossed go to ``via``."""
+        each router crossed goes to ``via`` with ``v`` (where it forwards to)."""
         sim = self.sim
         up = sim.adj.node_up
         phys = sim.adj.phys_up
@@ -258,13 +261,14 @@ class Traffic:
         seen = {u}
         n = sim.n
         while x != v:
+            via.setdefault(x, set()).add(v)
             if not up[x]:
                 return False
             nh = int(sim.paths.next_hops(int(sim.fib_sig[x]), v)[x])
             if nh == NO_HOP or nh < 0 or nh >= n:
                 return False  # no route (transit networks are not simulated)
             k = sim.link_of.get((min(x, nh), max(x, nh)))
-            via.add(nh)
+            via.setdefault(nh, set())
             if k is None or not phys[k] or nh in seen:
                 return False
             seen.add(nh)
@@ -316,12 +320,19 @@ class Traffic:
             flows |= self.via_index.get(r, set())
         self._reevaluate(flows)
 
-    def routes_changed(self, routers: np.ndarray) -> None:
+    def routes_changed(self, routers: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+        """Routers ran SPF and changed routes (signature ``old`` -> ``new``): re-decide
+        the flows whose packets one of them now forwards elsewhere."""
+        paths = self.sim.paths
         flows: set[Flow] = set()
-        for r in routers.tolist():
-            got = self.via_index.get(r)
-            if got:
-                flows |= got
+        for r, so, sn in zip(routers.tolist(), old.tolist(), new.tolist(), strict=True):
+            for f in self.via_index.get(r, ()):
+                if f in flows:
+                    continue
+                for dest in f.via.get(r, ()):
+                    if paths.next_hops(so, dest)[r] != paths.next_hops(sn, dest)[r]:
+                        flows.add(f)
+                        break
         if flows:
             self._reevaluate(flows)
 
@@ -332,13 +343,23 @@ class Traffic:
                 self.sim.engine.at(t + DEBOUNCE_S, self._check, node, sid)
 
     def _check(self, node: int, sid: int | None) -> None:
-        """The node's tables changed (membership may have): re-decide its flows."""
-        if sid is None:
-            flows: set[Flow] = set()
-            for per in self.at_index.values():
-                flows |= per.get(node, set())
-        else:
-            flows = set(self.at_index.get(sid, {}).get(node, ()))
+        """The node's tables may have changed its groups' members: re-decide its flows
+        of the services whose members changed since the last check."""
+        sids = [sid] if sid is not None else [s for s, per in self.at_index.items()
+                                              if node in per]
+        now = self.sim.engine.now
+        flows: set[Flow] = set()
+        for s in sids:
+            here = self.at_index.get(s, {}).get(node)
+            if not here:
+                continue
+            groups, selects, _ = self.sim.tables.groups(node, s, now)
+            members = tuple(frozenset(groups.get(selects.get((s, fr), -1), {}))
+                            for fr in (0, 1))
+            if self._members.get((node, s)) == members:
+                continue
+            self._members[(node, s)] = members
+            flows |= here
         if flows:
             self._reevaluate(flows)
 

@@ -205,6 +205,25 @@ def test_scipy_costs_on_random_graphs_with_one_way_links() -> None:
 
 # -- the paper's Section VI -----------------------------------------------------------------
 
+class _KeepShares(RunOutput):
+    """Keeps the shares.csv rows in memory."""
+
+    def __init__(self, sim: Simulation, folder: Path | None,
+                 rows: list[outputs.ShareRow]) -> None:
+        super().__init__(sim, folder)
+        self.rows = rows
+
+    def sample(self, t_wall: float) -> None:
+        before = dict(self.prev_cum)
+        super().sample(t_wall)
+        dt = self.sim.s.wall(self.sim.s.measure.sample_period_s)
+        rates = {n: (self.prev_cum[n] - before.get(n, 0.0)) / dt for n in self.sim.instances}
+        total = sum(rates.values())
+        t_s = self.sim.scenario_time(t_wall)
+        for n, r in rates.items():
+            self.rows.append(outputs.ShareRow(t_s, "SVC", n, r, r / total if total else None))
+
+
 def test_paper_fig4_phase_shares_are_the_policys_fixed_point() -> None:
     """Mean over 8 repetitions (as the report averages runs; one run's hash placement of
     100 flows spreads shares by ~4 points) within 2 points of the fixed point."""
@@ -216,20 +235,7 @@ def test_paper_fig4_phase_shares_are_the_policys_fixed_point() -> None:
     for rep in range(1, 9):
         sim = Simulation(s, rep, SimOptions(watch="none"))
         rows: list[outputs.ShareRow] = []
-
-        class Keep(RunOutput):
-            def sample(self, t_wall: float) -> None:
-                before = dict(self.prev_cum)
-                super().sample(t_wall)
-                dt = self.sim.s.wall(self.sim.s.measure.sample_period_s)
-                rates = {n: (self.prev_cum[n] - before.get(n, 0.0)) / dt
-                         for n in self.sim.instances}
-                total = sum(rates.values())
-                for n, r in rates.items():
-                    rows.append(outputs.ShareRow(self.sim.scenario_time(t_wall), "SVC", n, r,
-                                                 r / total if total else None))
-
-        sim.run(Keep(sim, None))
+        sim.run(_KeepShares(sim, None, rows))
         for w, per in window_shares(s, rows).items():
             for inst, st in per.items():
                 if st.mean is not None:
@@ -384,7 +390,7 @@ def test_run_folder_reads_like_an_emulated_one(tmp_path: Path) -> None:
 def test_large_topologies_are_for_the_simulation_only(tmp_path: Path) -> None:
     data = {"name": "big", "nodes": [{"name": f"n{i}"} for i in range(300)],
             "links": [{"a": f"n{i}", "b": f"n{i + 1}", "cost": 10} for i in range(299)]}
-    with pytest.raises(ConfigError, match="at most 250 NFV nodes.*simulate"):
+    with pytest.raises(ConfigError, match=r"at most 250 NFV nodes.*simulate"):
         parse_topology(data, tmp_path / "big.yaml")
     topo = parse_topology(data, tmp_path / "big.yaml", max_nodes=SIM_MAX_NODES)
     addr = plan(topo)
