@@ -10,13 +10,14 @@ SCENARIO ?= scenarios/paper_fig4.yaml
 APT_PACKAGES := frr frr-pythontools mininet iproute2 nftables procps psmisc iputils-ping \
 	ethtool tshark netsniff-ng clang llvm libbpf-dev bpftool gcc make python3-venv python3-dev
 
-.PHONY: help setup apt run-scenario reproduce test test-unit test-integration bench clean distclean lint
+.PHONY: help setup apt run-scenario reproduce test test-unit test-integration bench bench-scale clean distclean lint
 
 help:
 	@echo "make run-scenario   set up if needed, then run the paper's Section VI scenario once"
 	@echo "make reproduce      the same, 20 repetitions (the paper's Fig. 5)"
 	@echo "make test           set up if needed, then run lint + unit + integration tests"
 	@echo "make bench          benchmarks (printed as tables)"
+	@echo "make bench-scale    control-plane simulation of 1000, 5000, 10000 nodes (no root)"
 	@echo "make clean          remove everything earlier runs left (namespaces, daemons, pins)"
 	@echo "make setup          Debian packages + virtualenv only"
 
@@ -62,6 +63,11 @@ test: setup
 
 bench: setup
 	$(VPY) -m benchmarks
+
+# scale: the simulation part (benchmarks/sim_scale.py: 1 000 / 5 000 / 10 000 nodes,
+# 300 simulated seconds each, one process at a time; about 5 minutes of CPU)
+bench-scale: setup
+	$(VPY) -m benchmarks sim_scale
 
 clean:
 	@if [ -x $(VPY) ]; then $(VPY) -m topologies.runstate; \

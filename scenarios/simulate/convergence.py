@@ -225,7 +225,7 @@ class Convergence:
         inverse = np.asarray(inverse).reshape(-1)
         everything = tuple(sorted(range(len(routers))))
         final = edges(everything)
-        costs = _HostCosts(sim, before, mine, edges) if sim.hosting else None
+        costs = _HostCosts(sim, before, held_routers) if sim.hosting else None
         t_edges = np.full(n, -INF)
         t_costs = np.full(n, -INF)
         for p, pattern in enumerate(patterns):
@@ -273,16 +273,16 @@ def _first_final(eq: list[bool]) -> int:
 
 class _HostCosts:
     """Costs from every node to every instance-hosting router (rows: hosts), for a set
-    of the event's router LSAs held: the graph of the routers before the event, with the
-    edges that touch the routers concerned replaced."""
+    of the event's router LSAs held: the routers before the event with the routers
+    concerned as ``held`` has them (the simulation's patched edges, reversed graph)."""
 
     def __init__(self, sim: Simulation, before: dict[IPv4Address, RouterLsa],
-                 mine: set[Any], edges: Any) -> None:
+                 held_routers: Any) -> None:
         self.sim = sim
-        self.mine = mine
-        self.edges = edges
-        full = network_edges(LsdbView(routers=before))
-        self.base = {e: w for e, w in full.items() if e[0] not in mine and e[1] not in mine}
+        initial = sim.store.initial_routers
+        self.before = {r: lsa_ for r, lsa_ in before.items() if initial.get(r) is not lsa_}
+        self.before.update({r: None for r in initial if r not in before})
+        self.held_routers = held_routers
         self._cache: dict[tuple[int, ...], np.ndarray] = {}
 
     def of(self, held: tuple[int, ...]) -> np.ndarray:
@@ -292,22 +292,15 @@ class _HostCosts:
         import scipy.sparse as sp
         from scipy.sparse.csgraph import dijkstra
 
+        from scenarios.simulate.store import SignatureInfo
+
         sim = self.sim
-        index = dict(sim.paths.index)
-        rows, cols, data = [], [], []
-        all_edges = list(self.base.items()) + list(self.edges(held))
-        for (u, v), w in all_edges:
-            for node in (u, v):
-                if node not in index:
-                    index[node] = len(index)
-            # reversed: distances from a host on it are distances to the host
-            rows.append(index[v])
-            cols.append(index[u])
-            data.append(float(w))
-        size = len(index)
-        rcsr = sp.csr_matrix((np.array(data), (np.array(rows, dtype=np.int64),
-                                               np.array(cols, dtype=np.int64))),
-                             shape=(size, size))
+        overrides: dict[IPv4Address, RouterLsa | None] = dict(self.before)
+        overrides.update(self.held_routers(held))
+        initial = sim.store.initial_routers
+        overrides = {r: x for r, x in overrides.items() if initial.get(r) is not x}
+        u, v, w, size = sim.paths.edges(SignatureInfo(-1, overrides, initial))
+        rcsr = sp.csr_matrix((w, (v, u)), shape=(size, size))
         got = np.atleast_2d(dijkstra(rcsr, indices=sim.hosting))[:, : sim.n]
         self._cache[held] = got
         return got

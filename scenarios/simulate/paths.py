@@ -33,7 +33,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from dmano.model import LsdbView, RouterLsa
 from dmano.service_plane import LINK_P2P, Edges, network_edges, router_node
-from scenarios.simulate.store import LsaStore
+from scenarios.simulate.store import LsaStore, SignatureInfo
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,6 @@ class Paths:
         self.store = store
         self.router_ids = list(router_ids)
         self.n = len(router_ids)
-        self.index = {("router", r): i for i, r in enumerate(router_ids)}
         self.hosts = sorted(set(hosts))  # node indices whose router hosts instances
         self._graphs: OrderedDict[int, _Graph] = OrderedDict()
         self._costs: OrderedDict[tuple[int, int], dict[IPv4Address, int]] = OrderedDict()
@@ -66,63 +65,70 @@ class Paths:
         self.cache_size = cache_size
         self.graphs_built = 0
         self.dijkstras = 0
-        self._base_routers: dict[IPv4Address, RouterLsa] | None = None
-        self._base_edges: Edges = {}
+        self.rindex = {int(r): i for i, r in enumerate(router_ids)}
+        self._base: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def edges(self, routers: dict[IPv4Address, RouterLsa]) -> Edges:
-        """:func:`~dmano.service_plane.network_edges` of ``routers``, computed in full
-        once and then patched: the edges that touch a router whose LSA differs from the
-        first set are recomputed (by the same function, on those routers and their
-        neighbours: the two-way check only looks at both ends of a link)."""
-        if self._base_routers is None or len(routers) < 64:
-            self._base_routers = dict(routers)
-            self._base_edges = network_edges(LsdbView(routers=self._base_routers))
-            return dict(self._base_edges)
-        base = self._base_routers
-        changed = {r for r, lsa_ in routers.items() if base.get(r) is not lsa_}
-        changed |= {r for r in base if r not in routers}
-        if len(changed) > max(64, len(routers) // 10):
-            self._base_routers = dict(routers)
-            self._base_edges = network_edges(LsdbView(routers=self._base_routers))
-            return dict(self._base_edges)
+    def _index_of(self, node: tuple[object, ...], index: dict[tuple[object, ...], int]) -> int:
+        if node[0] == "router":
+            got = self.rindex.get(int(node[1]))  # type: ignore[call-overload]
+            if got is not None:
+                return got
+        if node not in index:
+            index[node] = self.n + len(index)  # a transit network or a stranger
+        return index[node]
+
+    def _arrays(self, edges: Edges, extra: dict[tuple[object, ...], int]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        u = np.fromiter((self._index_of(e[0], extra) for e in edges), dtype=np.int64,
+                        count=len(edges))
+        v = np.fromiter((self._index_of(e[1], extra) for e in edges), dtype=np.int64,
+                        count=len(edges))
+        w = np.fromiter(edges.values(), dtype=float, count=len(edges))
+        return u, v, w
+
+    def edges(self, info: SignatureInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The service-plane edges of a signature as index arrays (u, v, cost) and the
+        number of graph nodes: :func:`~dmano.service_plane.network_edges` of the router
+        LSAs of t = 0 computed once, then patched where the signature's routers differ
+        (the same function on those routers and their neighbours; the two-way check only
+        looks at both ends of a link)."""
+        extra: dict[tuple[object, ...], int] = {}
+        if self._base is None:
+            self._base = self._arrays(network_edges(LsdbView(routers=info.initial)), extra)
+        bu, bv, bw = self._base
+        changed = set(info.overrides)
         if not changed:
-            return dict(self._base_edges)
+            return bu, bv, bw, self.n + len(extra)
         near = set(changed)
         for r in changed:
-            for lsa_ in (routers.get(r), base.get(r)):
+            for lsa_ in (info.overrides.get(r), info.initial.get(r)):
                 if lsa_ is not None:
                     near.update(link.link_id for link in lsa_.links if link.kind == LINK_P2P)
-        sub = {r: routers[r] for r in near if r in routers}
+        sub: dict[IPv4Address, RouterLsa] = {}
+        for r in near:
+            lsa_ = info.overrides[r] if r in info.overrides else info.initial.get(r)
+            if lsa_ is not None:
+                sub[r] = lsa_
         mine = {router_node(r) for r in changed}
-        out = {e: w for e, w in self._base_edges.items()
-               if e[0] not in mine and e[1] not in mine}
-        for e, w in network_edges(LsdbView(routers=sub)).items():
-            if e[0] in mine or e[1] in mine:
-                out[e] = w
-        return out
+        local = {e: w for e, w in network_edges(LsdbView(routers=sub)).items()
+                 if e[0] in mine or e[1] in mine}
+        idx = np.array([self.rindex[int(r)] for r in changed if int(r) in self.rindex],
+                       dtype=np.int64)
+        keep = ~(np.isin(bu, idx) | np.isin(bv, idx))
+        lu, lv, lw = self._arrays(local, extra)
+        return (np.concatenate([bu[keep], lu]), np.concatenate([bv[keep], lv]),
+                np.concatenate([bw[keep], lw]), self.n + len(extra))
 
     def graph(self, sid: int) -> _Graph:
         g = self._graphs.get(sid)
         if g is not None:
             self._graphs.move_to_end(sid)
             return g
-        info = self.store.signature(sid)
-        edges = self.edges(info.routers)
-        index = dict(self.index)
-        rows, cols, data = [], [], []
-        for (u, v), cost in edges.items():
-            for node in (u, v):
-                if node not in index:
-                    index[node] = len(index)  # a transit network
-            rows.append(index[u])
-            cols.append(index[v])
-            data.append(float(cost))
-        size = len(index)
-        r, c, d = np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(data)
+        u, v, w, size = self.edges(self.store.signature(sid))
         # explicit zeros (network -> router) are edges for scipy's csgraph
-        csr = sp.csr_matrix((d, (r, c)), shape=(size, size))
-        rcsr = sp.csr_matrix((d, (c, r)), shape=(size, size))
-        g = _Graph(csr, rcsr, index)
+        csr = sp.csr_matrix((w, (u, v)), shape=(size, size))
+        rcsr = sp.csr_matrix((w, (v, u)), shape=(size, size))
+        g = _Graph(csr, rcsr, {})
         self._graphs[sid] = g
         self.graphs_built += 1
         if len(self._graphs) > 64:

@@ -254,7 +254,7 @@ class Simulation:
             raw = self._opaque_raw(d, o)
             self.originate(raw, d.index, now, o.cause,
                            local_effect=now - DEBOUNCE_S if local else None,
-                           structural=o.withdrawal or o.cause >= 0)
+                           structural=o.withdrawal)
 
     def originate(self, raw: bytes, origin: int, t0: float, cause: int = -1,
                   local_effect: float | None = None, structural: bool = False) -> Version:

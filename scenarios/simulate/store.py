@@ -18,7 +18,10 @@ rule (``dmano.lsdb.newest_generation``).
 
 The router LSAs a router holds are summarised by a *signature* (an int): routers with
 the same signature have the same router LSAs, hence the same service-plane graph, so
-shortest paths are computed once per signature (``scenarios.simulate.paths``).
+shortest paths are computed once per signature (``scenarios.simulate.paths``). A
+signature names the router LSAs that differ from those of t = 0, so it survives the
+forgetting above (a router holding the newest instances keeps its signature when they
+become the base).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -70,6 +74,7 @@ class Version:
     cause: int = -1  # index of the scenario event that caused it (-1: none / periodic)
     opaque_id: int = 0
     instance: InstanceKey | None = None
+    tag: int = 0  # random 64 bits: sums of tags stand for sets of instances
 
     @property
     def is_router(self) -> bool:
@@ -98,12 +103,22 @@ def decode(raw: bytes) -> tuple[LsaKey, RouterLsa | VnfAnnouncement | None, int,
 
 @dataclass
 class SignatureInfo:
-    """The router LSAs of one signature: the base of ``epoch`` plus ``overrides``."""
+    """The router LSAs of one signature: those of t = 0 with ``overrides`` (router id ->
+    its router LSA, None: none)."""
 
     sid: int
-    epoch: int
-    overrides: tuple[Version, ...]
-    routers: dict[IPv4Address, RouterLsa] = field(default_factory=dict)
+    overrides: dict[IPv4Address, RouterLsa | None]
+    initial: dict[IPv4Address, RouterLsa] = field(repr=False, default_factory=dict)
+
+    @property
+    def routers(self) -> dict[IPv4Address, RouterLsa]:
+        out = dict(self.initial)
+        for r, lsa_ in self.overrides.items():
+            if lsa_ is None:
+                out.pop(r, None)
+            else:
+                out[r] = lsa_
+        return out
 
 
 class LsaStore:
@@ -115,18 +130,21 @@ class LsaStore:
         self.flux: set[LsaKey] = set()  # keys with more than the base
         self.router_flux: set[LsaKey] = set()
         self.instance_keys: dict[InstanceKey, list[LsaKey]] = {}
-        self.base_routers: dict[IPv4Address, RouterLsa] = {}
-        self.epoch = 0
+        self.base_routers: dict[IPv4Address, RouterLsa] = {}  # what every router holds
+        self.initial_routers: dict[IPv4Address, RouterLsa] = {}  # at t = 0
+        # router id -> the base version of its router LSA where it is not the initial one
+        self.base_override: dict[IPv4Address, Version] = {}
         self._vid = itertools.count(1)
-        self._sigs: dict[tuple[int, tuple[int, ...]], SignatureInfo] = {}
+        self._sigs: dict[tuple[tuple[int, int], ...], SignatureInfo] = {}
         self._sig_by_id: dict[int, SignatureInfo] = {}
         self._sid = itertools.count()
         self.versions_made = 0
         # instances grouped (by service, set by the simulation): what a router holds of a
         # group is the shared base plus the group's instances in flight it has received
         self.group_of: dict[InstanceKey, int] = {}
-        self.group_flux: dict[int, list[Version]] = {}
-        self.group_epoch: dict[int, int] = {}
+        self.group_flux: dict[int, set[LsaKey]] = {}  # keys with instances in flight
+        self.group_base: dict[int, int] = {}  # sum of the tags of the base instances
+        self._tags = random.Random(20260101)
 
     # -- adding -----------------------------------------------------------------------
     def make(self, raw: bytes, origin: int, t0: float, cause: int = -1) -> Version:
@@ -135,15 +153,20 @@ class LsaStore:
         hdr = parse_lsa_header(raw, whole=False)
         self.versions_made += 1
         return Version(next(self._vid), key, hdr.seq, origin, t0, raw, content,
-                       cause=cause, opaque_id=opaque_id, instance=inst)
+                       cause=cause, opaque_id=opaque_id, instance=inst,
+                       tag=self._tags.getrandbits(64))
 
     def install_base(self, v: Version) -> None:
         """An instance every router holds from the start (the converged network)."""
         v.arr = None
         self.histories[v.key] = [v]
         self._index(v)
+        g = self.group_of.get(v.instance) if v.instance is not None else None
+        if g is not None:
+            self.group_base[g] = self.group_base.get(g, 0) + v.tag
         if v.is_router and isinstance(v.content, RouterLsa):
             self.base_routers[v.content.adv_router] = v.content
+            self.initial_routers[v.content.adv_router] = v.content
 
     def add(self, v: Version) -> None:
         """An instance being flooded (``v.arr`` set)."""
@@ -153,7 +176,7 @@ class LsaStore:
         if v.instance is not None and v.arr is not None:
             g = self.group_of.get(v.instance)
             if g is not None:
-                self.group_flux.setdefault(g, []).append(v)
+                self.group_flux.setdefault(g, set()).add(v.key)
         if len(hist) > 1 or v.arr is not None:
             self.flux.add(v.key)
             if v.is_router:
@@ -204,34 +227,45 @@ class LsaStore:
             out.append(v.vid if v is not None else 0)
         return tuple(out)
 
-    def group_state(self, group: int, node: int, t: float) -> tuple[int, tuple[int, ...]]:
+    def group_state(self, group: int, node: int, t: float) -> int:
         """What ``node`` holds at ``t`` of the announcements of ``group`` (a service), as
-        a value that is equal exactly when the holdings are: the group's base epoch and
-        the instances in flight it has received."""
-        flux = self.group_flux.get(group)
-        held = tuple(v.vid for v in flux if v.arr is not None and v.arr[node] <= t) \
-            if flux else ()
-        return self.group_epoch.get(group, 0), held
+        a value that is equal when the holdings are (the sum of the random tags of the
+        instances held: the base's, with those of the LSAs in flight replaced by what the
+        node holds of them). Unchanged when instances become the base."""
+        total = self.group_base.get(group, 0)
+        for key in self.group_flux.get(group, ()):
+            hist = self.histories[key]
+            if hist[0].arr is None:
+                total -= hist[0].tag
+            held = self.held(key, node, t)
+            if held is not None:
+                total += held.tag
+        return total
 
     # -- router LSAs by signature --------------------------------------------------------
+    # A signature is the set of (router, instance) pairs where what a router holds differs
+    # from the router LSAs of t = 0; it does not change when an instance becomes the base.
     def router_signature(self, node: int, t: float) -> int:
-        held = []
-        for key in sorted(self.router_flux):
+        merged = {r: v.vid for r, v in self.base_override.items()}
+        versions = dict(self.base_override)
+        for key in self.router_flux:
             v = self.held(key, node, t)
             if v is not None and v.arr is not None:
-                held.append(v)
-        return self._signature(tuple(held))
+                r = IPv4Address(key[2])
+                merged[r] = v.vid
+                versions[r] = v
+        return self._signature(merged, versions)
 
     def router_signatures(self, nodes: np.ndarray, t: float) -> np.ndarray:
         """:meth:`router_signature` of many routers at once."""
         keys = sorted(self.router_flux)
         if not keys:
-            sid = self._signature(())
+            sid = self.router_signature(0, t)
             return np.full(len(nodes), sid, dtype=np.int64)
         cols = []
         for key in keys:
             hist = self.histories[key]
-            idx = np.full(len(nodes), -1, dtype=np.int64)  # -1: base or nothing
+            idx = np.full(len(nodes), -1, dtype=np.int64)  # -1: the base
             for j, v in enumerate(hist):
                 if v.arr is not None:
                     idx = np.where(v.arr[nodes] <= t, j, idx)
@@ -240,26 +274,43 @@ class LsaStore:
         uniq, inverse = np.unique(mat, axis=0, return_inverse=True)
         sids = np.empty(len(uniq), dtype=np.int64)
         for r, row in enumerate(uniq):
-            held = tuple(self.histories[k][j] for k, j in zip(keys, row, strict=True)
-                         if j >= 0)
-            sids[r] = self._signature(held)
+            merged = {a: v.vid for a, v in self.base_override.items()}
+            versions = dict(self.base_override)
+            for k, j in zip(keys, row, strict=True):
+                if j >= 0:
+                    v = self.histories[k][j]
+                    merged[IPv4Address(k[2])] = v.vid
+                    versions[IPv4Address(k[2])] = v
+            sids[r] = self._signature(merged, versions)
         return sids[np.asarray(inverse).reshape(-1)]
 
-    def _signature(self, held: tuple[Version, ...]) -> int:
-        tag = (self.epoch, tuple(v.vid for v in held))
+    def _signature(self, merged: dict[IPv4Address, int],
+                   versions: dict[IPv4Address, Version]) -> int:
+        tag = tuple(sorted((int(r), vid) for r, vid in merged.items()
+                           if vid != self._initial_vid.get(r)))
         info = self._sigs.get(tag)
         if info is None:
-            info = SignatureInfo(next(self._sid), self.epoch, held)
-            routers = dict(self.base_routers)
-            for v in held:
-                if isinstance(v.content, RouterLsa):
-                    routers[v.content.adv_router] = v.content
-                else:
-                    routers.pop(IPv4Address(v.key[2]), None)
-            info.routers = routers
+            overrides: dict[IPv4Address, RouterLsa | None] = {}
+            for r, vid in merged.items():
+                if vid == self._initial_vid.get(r):
+                    continue
+                content = versions[r].content
+                overrides[r] = content if isinstance(content, RouterLsa) else None
+            info = SignatureInfo(next(self._sid), overrides, self.initial_routers)
             self._sigs[tag] = info
             self._sig_by_id[info.sid] = info
         return info.sid
+
+    @property
+    def _initial_vid(self) -> dict[IPv4Address, int]:
+        got = getattr(self, "_initial_vids", None)
+        if got is None:
+            got = {}
+            for key, hist in self.histories.items():
+                if key[0] == ROUTER_LSA and hist and hist[0].t0 <= 0.0 and hist[0].arr is None:
+                    got[IPv4Address(key[2])] = hist[0].vid
+            self._initial_vids = got
+        return got
 
     def signature(self, sid: int) -> SignatureInfo:
         return self._sig_by_id[sid]
@@ -276,6 +327,7 @@ class LsaStore:
                 at = newest.arr[live]
                 if at.size and (not np.isfinite(at).all() or at.max() + margin > now):
                     continue
+            old_base = hist[0].tag if hist[0].arr is None and hist[0] is not newest else 0
             newest.arr = None
             self.histories[key] = [newest]
             self.flux.discard(key)
@@ -283,24 +335,27 @@ class LsaStore:
             if newest.instance is not None:
                 g = self.group_of.get(newest.instance)
                 if g is not None:
-                    self.group_epoch[g] = self.group_epoch.get(g, 0) + 1
-                    self.group_flux[g] = [v for v in self.group_flux.get(g, ())
-                                          if v.key != key]
+                    self.group_base[g] = self.group_base.get(g, 0) - old_base + newest.tag
+                    self.group_flux.get(g, set()).discard(key)
             if key in self.router_flux:
                 self.router_flux.discard(key)
+                adv = IPv4Address(key[2])
                 if isinstance(newest.content, RouterLsa):
-                    self.base_routers[newest.content.adv_router] = newest.content
+                    self.base_routers[adv] = newest.content
                 else:
-                    self.base_routers.pop(IPv4Address(key[2]), None)
-                self.epoch += 1
+                    self.base_routers.pop(adv, None)
+                if newest.vid == self._initial_vid.get(adv):
+                    self.base_override.pop(adv, None)
+                else:
+                    self.base_override[adv] = newest
             if newest.content is None and newest.instance is not None:
+                g = self.group_of.get(newest.instance)
+                if g is not None:
+                    self.group_base[g] -= newest.tag
                 del self.histories[key]
                 keys = self.instance_keys.get(newest.instance, [])
                 if key in keys:
                     keys.remove(key)
-        if len(self._sigs) > 256:  # signatures of old epochs are not looked up again
-            self._sigs = {t: i for t, i in self._sigs.items() if t[0] == self.epoch}
-            self._sig_by_id = {i.sid: i for i in self._sigs.values()}
         return done
 
     def all_versions(self) -> Iterable[Version]:
