@@ -100,7 +100,7 @@ class Convergence:
         if self.logs:
             last = self.logs[max(self.logs)]
             if last.live is None:
-                last.live = self.sim.adj.node_up.copy()
+                last.live = self._live()
         self.logs[k] = _EventLog(k, t, ev.action, ev.target)
 
     def record(self, cause: int, v: Version, prev: Version | None) -> None:
@@ -128,6 +128,12 @@ class Convergence:
                         log_.neighbours[link.link_id] = (
                             held.content if held is not None
                             and isinstance(held.content, RouterLsa) else None)
+
+    def _live(self) -> np.ndarray:
+        """Routers up whose D-MANO runs (the others' tables do not move)."""
+        sim = self.sim
+        alive = np.array([d.alive for d in sim.dmano], dtype=bool)
+        return sim.adj.node_up & alive
 
     # -- computing ---------------------------------------------------------------------------
     def results(self) -> list[EventConvergence]:
@@ -158,7 +164,7 @@ class Convergence:
 
     def compute(self, k: int) -> EventConvergence:
         lg = self.logs[k]
-        live = lg.live if lg.live is not None else self.sim.adj.node_up.copy()
+        live = lg.live if lg.live is not None else self._live()
         t_inputs, t_routes = self.node_times(k)
         tables = t_inputs[live]
         changed = tables > -INF

@@ -592,14 +592,7 @@ class Simulation:
             if self.adj.phys_up[k]:
                 self.engine.at(sync, self._adjacency_full, k, self.link_gen[k], cause)
         self.engine.at(sync, self._flush_stale_own, i, cause)
-        d = self.dmano[i]
-        for x in d.instances:  # the D-MANO starts afresh
-            x.announced = None
-            x.announced_cost = None
-            x.announced_state = None
-            x.generation = 0
-            x.body = b""
-            x.load = 0.0
+        self._fresh_dmano(self.dmano[i], cause=-1)
         for x in self._down_vnfs.pop(i, []):
             self.engine.at(now + self.opts.vnf_start_s, self._vnf_up, x, cause)
         start = max(now + self.opts.dmano_start_s, sync)
@@ -646,12 +639,23 @@ class Simulation:
                 origs += d.withdraw(x, cause)
             self.emit(d, origs)
             return
+        self._fresh_dmano(d, cause)
+        self.engine.at(now + self.opts.dmano_start_s, self._dmano_started, i)
+
+    @staticmethod
+    def _fresh_dmano(d: DmanoNode, cause: int) -> None:
+        """A new D-MANO process: nothing announced, generations and sequence anew (its
+        first announcements carry ``cause``)."""
+        d.sequence = 0
         for x in d.instances:
             x.announced = None
             x.announced_cost = None
             x.announced_state = None
-            x.cause = cause
-        self.engine.at(now + self.opts.dmano_start_s, self._dmano_started, i)
+            x.originated = None
+            x.generation = 0
+            x.body = b""
+            if cause >= 0:
+                x.cause = cause
 
     def _set_policy(self, policy: Policy, cause: int) -> None:
         now = self.engine.now

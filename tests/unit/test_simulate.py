@@ -4,6 +4,7 @@ convergence shortcut against every node's tables, the run folder and the report.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
@@ -276,7 +277,7 @@ def zero_at(sim: Simulation, instance: str, after: float) -> dict[str, float]:
     """When each node's weight of ``instance`` first became 0 after ``after``."""
     out: dict[str, float] = {}
     for r in sim.weight_rows:
-        if r.instance == instance and r.t > after and r.weight == 0:
+        if r.instance == instance and r.t >= after and r.weight == 0:
             out.setdefault(sim.names[r.node], r.t)
     return out
 
@@ -429,3 +430,56 @@ def test_nodes_from_extends_the_scenarios_network() -> None:
     gw = nx.Graph()
     gw.add_weighted_edges_from((lk.a, lk.b, lk.cost) for lk in big.links)
     assert nx.shortest_path_length(gw, "A", "D", weight="weight") == 30
+
+
+def test_stop_start_policy_load_drain_and_daemon_events() -> None:
+    """stop/start (the next period announces), set_policy_param (everyone re-announces at
+    once, then at the new period), set_load (the flow schedule), drain (at once, flows
+    stay), fail_daemon dmano (ospfd flushes its LSAs; the connector keeps its tables)."""
+    topo = load_topology(ROOT / "topologies" / "faults8.yaml")
+    events = [{"at_s": 5, "action": "stop_instance", "instance": "fw1"},
+              {"at_s": 10, "action": "start_instance", "instance": "fw1"},
+              {"at_s": 15, "action": "set_policy_param", "name": "period_s", "value": 0.5},
+              {"at_s": 20, "action": "set_load", "traffic": "f", "flows_per_s": 2},
+              {"at_s": 25, "action": "drain_instance", "instance": "fw2"},
+              {"at_s": 30, "action": "fail_daemon", "node": "N4", "daemon": "dmano"}]
+    s = scenario_on(topo, "static", events, flows_per_s=0.5, duration=35.0)
+    sim = Simulation(s, 1, SimOptions(watch="all", hop_delay_s=D))
+    emitted: list[tuple[float, str]] = []
+    real_emit = sim.emit
+
+    def emit(d, origs, local=False):  # type: ignore[no-untyped-def]
+        emitted.extend((sim.engine.now, d.name) for o in origs if o.body is not None)
+        real_emit(d, origs, local)
+
+    sim.emit = emit  # type: ignore[method-assign]
+    sim.run()
+    period = s.policy.period_s
+    # stop: gone at once locally, after flooding elsewhere
+    assert zero_at(sim, "fw1", 5.0)["N3"] == pytest.approx(5.0 + sim.opts.local_reaction_s)
+    # start: the VNF runs vnf_start_s later, the next period of N3's D-MANO announces it
+    back = min(t for t, node in emitted if node == "N3" and t > 10.0)
+    phase = sim.dmano[sim.idx["N3"]].phase
+    k = math.ceil((10.0 + sim.opts.vnf_start_s - phase) / period - 1e-9)
+    assert back == pytest.approx(phase + k * period)
+    readmitted = [r.t for r in sim.weight_rows if r.instance == "fw1" and r.weight > 0
+                  and sim.names[r.node] == "N1" and r.t > 10.0]
+    assert readmitted and readmitted[0] == pytest.approx(
+        back + nx.shortest_path_length(nx.Graph((lk.a, lk.b) for lk in topo.links), "N3",
+                                       "N1") * D + DEBOUNCE_S)
+    # set_policy_param: every hosting node re-announces at once, then every 0.5 s
+    at_15 = {node for t, node in emitted if t == pytest.approx(15.0)}
+    assert at_15 == {"N3", "N4", "N7", "N8"}
+    n4 = sorted(t for t, node in emitted if node == "N4" and 15.0 <= t < 25.0)
+    assert all(b - a == pytest.approx(0.5) for a, b in itertools.pairwise(n4)) or n4 == [15.0]
+    # set_load: 2 flows/s from t = 20 (0.5 before)
+    starts = [f.plan.start_s for f in sim.traffic.flows]
+    assert sum(1 for t in starts if 20 <= t < 25) == 10
+    assert sum(1 for t in starts if 10 <= t < 15) in (2, 3)
+    # drain: weight 0 everywhere after flooding, flows keep going on fw2
+    assert all(r.weight == 0 for r in sim.weight_rows if r.instance == "fw2" and r.t > 25.1)
+    assert zero_at(sim, "fw2", 25.0)["N7"] == pytest.approx(25.0)  # its own view at once
+    # fail_daemon dmano: ids1 (on N4) leaves the others' tables, N4's tables freeze
+    gone = zero_at(sim, "ids1", 30.0)
+    assert set(gone) == set(sim.names) - {"N4"}
+    assert all(sim.names[r.node] != "N4" for r in sim.weight_rows if r.t > 30.0)
