@@ -396,8 +396,13 @@ def test_large_topologies_are_for_the_simulation_only(tmp_path: Path) -> None:
     topo = parse_topology(data, tmp_path / "big.yaml", max_nodes=SIM_MAX_NODES)
     addr = plan(topo)
     assert not addr.emulation_plan
-    assert addr.router_ids[0] == IPv4Address("100.64.0.1")
+    # the emulation's addresses where its plan has them, 100.64.0.0/10 beyond
+    assert addr.router_ids[0] == IPv4Address("10.255.0.1")
+    assert addr.router_ids[249] == IPv4Address("10.255.0.250")
+    assert addr.router_ids[250] == IPv4Address("100.64.0.251")
     assert addr.router_ids[-1] == IPv4Address("100.64.1.44")
+    assert addr.endpoints[-1] == IPv4Address("100.80.1.44")
+    assert sorted(addr.router_ids) == list(addr.router_ids)
     assert len(set(addr.endpoints)) == 300
     small = plan(load_topology(ROOT / "topologies" / "faults8.yaml"))
     assert small.emulation_plan and small.router_ids[0] == IPv4Address("10.255.0.1")
