@@ -65,7 +65,7 @@ bench: setup
 	$(VPY) -m benchmarks
 
 bench-scale: setup
-	$(VPY) -m benchmarks scale
+	$(VPY) -m benchmarks scale sim_scale
 
 clean:
 	@if [ -x $(VPY) ]; then $(VPY) -m topologies.runstate; \

@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -238,7 +238,9 @@ def _weigh(rows: list[Candidate], policy: Policy) -> ServiceTable:
     fractions = wcmp.shares(real)
     out = list(rows)
     for i, w, s in zip(live, ints, fractions, strict=True):
-        out[i] = replace(rows[i], weight=w, share=s)
+        c = rows[i]  # dataclasses.replace(c, weight=w, share=s), without its overhead
+        out[i] = Candidate(c.adv_router, c.instance_id, c.name, c.endpoint, c.network_cost,
+                           c.vnf_cost, c.path_cost, w, c.local, c.state, s, c.anycast)
     return out
 
 

@@ -1,5 +1,6 @@
 """``python -m scenarios``: run scenario files (and check them); compare policies with the
-min-max-utilisation optimum offline (``optimum``)."""
+min-max-utilisation optimum offline (``optimum``); simulate them without namespaces, up to
+10 000 nodes (``simulate``)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     chk = sub.add_parser("check", help="validate a scenario file and print its scaling")
     chk.add_argument("file", type=Path)
     from scenarios.optimum import add_parser as add_optimum
+    from scenarios.simulate.cli import add_parser as add_simulate
 
     add_optimum(sub)
+    add_simulate(sub)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -56,6 +59,16 @@ def main(argv: list[str] | None = None) -> int:
             print((folder / "comparison.txt").read_text(), end="")
             print(f"\nresults: {folder}")
             return 0
+        if args.cmd == "simulate":
+            from scenarios.simulate.cli import cmd_simulate
+
+            try:
+                return cmd_simulate(args)
+            except ValueError as exc:
+                if isinstance(exc, ConfigError):
+                    raise
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
         if args.cmd == "optimum":
             from scenarios.optimum import cmd_optimum
 

@@ -27,6 +27,10 @@ PROTOCOLS = {"any": None, "icmp": 1, "tcp": 6, "udp": 17}
 VNF_KINDS = ("passthrough", "firewall", "ids", "dpi", "scapy")
 RULE_KINDS = {"firewall": parse_rule, "dpi": parse_dpi_rule}  # kinds with rules: syntax
 MAX_NODES = 250  # the address plan's 10.N.0.0/24 per node (topologies/addressing.py)
+# The control-plane simulation (scenarios.simulate) needs no addresses of the emulation's
+# plan beyond MAX_NODES (it numbers larger networks in 100.64.0.0/10 itself): it alone
+# reads topologies with up to this many nodes (load_topology(..., max_nodes=SIM_MAX_NODES)).
+SIM_MAX_NODES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -144,13 +148,17 @@ class Topology:
         return next(s for s in self.services if s.name == name)
 
 
-def load_topology(path: str | Path) -> Topology:
-    """Read and validate a topology file."""
+def load_topology(path: str | Path, max_nodes: int = MAX_NODES) -> Topology:
+    """Read and validate a topology file.
+
+    ``max_nodes``: the emulation's limit (:data:`MAX_NODES`, its address plan) unless the
+    caller is the control-plane simulation (:data:`SIM_MAX_NODES`), which numbers larger
+    networks itself and never builds them."""
     path = Path(path)
-    return parse_topology(load_yaml(path), path)
+    return parse_topology(load_yaml(path), path, max_nodes)
 
 
-def parse_topology(data: object, path: Path) -> Topology:
+def parse_topology(data: object, path: Path, max_nodes: int = MAX_NODES) -> Topology:
     with Fields(data, path, "") as top:
         name = top.str("name", default=path.stem)
         description = top.str("description", default="")
@@ -159,9 +167,11 @@ def parse_topology(data: object, path: Path) -> Topology:
         ospf = _ospf(top)
         nodes = top.items("nodes", _node, min_len=1)
         nodes = [NodeSpec(n.name, i + 1) for i, n in enumerate(nodes)]
-        if len(nodes) > MAX_NODES:
-            raise top.error("nodes", f"at most {MAX_NODES} NFV nodes are supported, got "
-                                     f"{len(nodes)}")
+        if len(nodes) > max_nodes:
+            hint = (" (the emulation's address plan; python -m scenarios simulate reads "
+                    f"up to {SIM_MAX_NODES})" if max_nodes == MAX_NODES else "")
+            raise top.error("nodes", f"at most {max_nodes} NFV nodes are supported, got "
+                                     f"{len(nodes)}{hint}")
         top.unique("nodes", [n.name for n in nodes])
         node_names = {n.name for n in nodes}
         links = top.items("links", lambda f: _link(f, node_names), default=[])

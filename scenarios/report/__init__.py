@@ -21,7 +21,9 @@ One job per module: :mod:`~scenarios.report.summary` (the numbers of one run),
 :mod:`~scenarios.report.predict` (the WCMP prediction), :mod:`~scenarios.report.paper`
 (the paper's two readings), :mod:`~scenarios.report.text` (the set's text and JSON),
 :mod:`~scenarios.report.files` (the files the runner asks for, written atomically) and
-:mod:`~scenarios.report.cli`. Everything is importable from ``scenarios.report``.
+:mod:`~scenarios.report.cli`; :mod:`~scenarios.report.controlplane` adds the control plane
+of simulated runs (``python -m scenarios simulate``). Everything is importable from
+``scenarios.report``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dmano.atomicfile import write_json_atomic, write_text_atomic
 from scenarios import figures
+from scenarios.report.controlplane import plot_controlplane
 from scenarios.report.predict import predict, predicted_shares
 from scenarios.report.summary import RunSummary, summarize_run
 from scenarios.report.text import build_report
@@ -18,12 +19,15 @@ REPORT_FILE = "report.txt"
 
 def report_run(scenario: Scenario, run: str | Path, repetition: int | None = None,
                figures_too: bool = True) -> RunSummary:
-    """After one run: ``summary.json`` and Fig. 4 / weights PNGs in the run folder."""
+    """After one run: ``summary.json`` and Fig. 4 / weights PNGs in the run folder (and,
+    for a simulated run, ``controlplane.png``)."""
     run = Path(run)
     summary = summarize_run(run, scenario, repetition)
     summary.save(run / SUMMARY_FILE)
     if figures_too:
         figures.plot_run(run, scenario, expected=predicted_shares(predict(scenario)))
+        if summary.meta.get("simulated"):
+            plot_controlplane(run)
     return summary
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from scenarios.report.controlplane import controlplane_report
 from scenarios.report.events import events_report
 from scenarios.report.paper import reproduction_note
 from scenarios.report.predict import predict, predicted_shares
@@ -163,6 +164,8 @@ def build_report(scenario: Scenario, summaries: Sequence[RunSummary]
     if before and scenario.events:
         lines.append(f"  before the first event: {sum(before) / len(before):g} packets lost "
                      "(mean over the runs)")
+    cp_lines, cp_json = controlplane_report(summaries, scenario.measure.warmup_s)
+    lines += cp_lines
     if any(w.reference for w in scenario.measure.windows):
         lines += ["", reproduction_note(scenario.policy)]
     summary = {
@@ -178,6 +181,8 @@ def build_report(scenario: Scenario, summaries: Sequence[RunSummary]
         "lost_before_events": (sum(before) / len(before)) if before else None,
         "run_summaries": [s.to_dict() for s in summaries],
     }
+    if cp_json is not None:
+        summary["control_plane"] = cp_json
     return "\n".join(lines) + "\n", summary
 
 

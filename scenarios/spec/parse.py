@@ -36,22 +36,30 @@ from scenarios.spec.model import (
 )
 from scenarios.spec.timeline import _check_wall_period, _timeline
 from topologies.addressing import host_addresses
-from topologies.spec import Topology, load_topology
+from topologies.spec import MAX_NODES, Topology, load_topology
 
 log = logging.getLogger(__name__)
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file (and the topology and policy it names)."""
+def load_scenario(path: str | Path, *, max_nodes: int = MAX_NODES,
+                  topology: Topology | None = None) -> Scenario:
+    """Read and validate a scenario file (and the topology and policy it names).
+
+    ``max_nodes`` bounds the topology's size (the emulation's limit unless the caller is
+    the control-plane simulation); ``topology`` replaces the file's topology (the
+    simulation's ``--nodes-from``): every name in the scenario is checked against it."""
     path = Path(path)
-    return parse_scenario(load_yaml(path), path)
+    return parse_scenario(load_yaml(path), path, max_nodes=max_nodes, topology=topology)
 
 
-def parse_scenario(data: object, path: Path) -> Scenario:
+def parse_scenario(data: object, path: Path, *, max_nodes: int = MAX_NODES,
+                   topology: Topology | None = None) -> Scenario:
     with Fields(data, path, "") as top:
         name = top.str("name", default=path.stem, pattern=NAME_PATTERN, hint=NAME_HINT)
         description = top.str("description", default="")
-        topo = _topology(top, path)
+        topo = _topology(top, path, max_nodes) if topology is None else topology
+        if topology is not None:
+            top.str("topology", default="")  # read (the key is known), not used
         policy_ref, policy = _policy(top, path)
         period = top.number("dmano_period_s", default=None, lo=0, lo_open=True, hi=3600)
         if period is not None:
@@ -82,13 +90,13 @@ def parse_scenario(data: object, path: Path) -> Scenario:
     return scenario
 
 
-def _topology(top: Fields, path: Path) -> Topology:
+def _topology(top: Fields, path: Path, max_nodes: int = MAX_NODES) -> Topology:
     ref = top.str("topology")
     topo_path = Path(ref) if Path(ref).is_absolute() else path.parent / ref
     if not topo_path.is_file():
         raise top.error("topology", f"no such file {topo_path} (a path relative to the "
                                     f"scenario file, e.g. ../topologies/paper_eval.yaml)")
-    return load_topology(topo_path)
+    return load_topology(topo_path, max_nodes)
 
 
 def _policy(top: Fields, path: Path) -> tuple[str, Policy]:
@@ -196,9 +204,17 @@ def _chain(f: Fields, topo: Topology) -> int | None:
 
 
 def _check_classifier(f: Fields, topo: Topology, cls: TrafficClass) -> None:
-    """The topology's classifier at the source's node must put the class in its chain."""
-    addrs = host_addresses(topo)
-    src_ip, dst_ip = addrs[cls.source].ip, addrs[cls.destination].ip
+    """The topology's classifier at the source's node must put the class in its chain.
+
+    Hosts have the emulation's addresses, or the simulation's beyond the emulation's
+    250 nodes (only ``python -m scenarios simulate`` reads such topologies)."""
+    if len(topo.nodes) <= MAX_NODES:
+        addrs = {h: a.ip for h, a in host_addresses(topo).items()}
+    else:
+        from scenarios.simulate.addressing import host_addresses as sim_host_addresses
+
+        addrs = sim_host_addresses(topo)
+    src_ip, dst_ip = addrs[cls.source], addrs[cls.destination]
     node = next(h.node for h in topo.hosts if h.name == cls.source)
     what = (f"udp {src_ip}:{cls.src_ports[0]}-{cls.src_ports[1]} -> {dst_ip}:{cls.dst_port}")
     found: int | None = None
