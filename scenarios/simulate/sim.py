@@ -515,6 +515,7 @@ class Simulation:
         self.link_gen[k] += 1
         self.adj.phys_up[k] = False
         self.adj.full[k] = False
+        self.adj.exchange[k] = False
         self.adj.changed()
         a, b = int(self.adj.a[k]), int(self.adj.b[k])
         for r in (a, b):  # carrier loss: both ends at once
@@ -529,14 +530,15 @@ class Simulation:
         if self.adj.node_up[a] and self.adj.node_up[b]:
             self.adj.phys_up[k] = True
             self.adj.changed()
-            self.engine.at(self.engine.now + self.params.adjacency_s, self._adjacency_full,
+            self.engine.at(self.engine.now + self.params.adjacency_s, self._adjacency_exchange,
                            k, self.link_gen[k], cause)
 
-    def _adjacency_full(self, k: int, gen: int, cause: int) -> None:
+    def _adjacency_exchange(self, k: int, gen: int, cause: int) -> None:
+        """Hellos seen both ways: the routers exchange databases (flooding starts)."""
         if gen != self.link_gen[k] or not self.adj.phys_up[k]:
             return
         now = self.engine.now
-        self.adj.full[k] = True
+        self.adj.exchange[k] = True
         self.adj.changed()
         a, b = int(self.adj.a[k]), int(self.adj.b[k])
         for key in list(self.store.flux):
@@ -545,7 +547,15 @@ class Simulation:
                     v.arr, tx = resync(self.adj, self.params, v.arr, a, b, now)
                     if tx:
                         self.stats.transmissions(now, tx, len(v.raw))
-        for r in (a, b):
+        self.engine.at(now + self.params.exchange_s, self._adjacency_full, k, gen, cause)
+
+    def _adjacency_full(self, k: int, gen: int, cause: int) -> None:
+        if gen != self.link_gen[k] or not self.adj.phys_up[k]:
+            return
+        self.adj.full[k] = True
+        self.adj.exchange[k] = False
+        self.adj.changed()
+        for r in (int(self.adj.a[k]), int(self.adj.b[k])):
             self.request_router_lsa(r, cause)
 
     def _node_down(self, i: int, cause: int) -> None:
@@ -553,6 +563,7 @@ class Simulation:
         self.adj.node_up[i] = False
         for _, k in self.adj.by_node[i]:
             self.adj.phys_up[k] = False
+            self.adj.exchange[k] = False
             self.link_gen[k] += 1
         self.adj.changed()
         d = self.dmano[i]
@@ -573,6 +584,7 @@ class Simulation:
         if gen != self.link_gen[k] or not self.adj.full[k]:
             return
         self.adj.full[k] = False
+        self.adj.exchange[k] = False
         self.adj.changed()
         for r in (int(self.adj.a[k]), int(self.adj.b[k])):
             if self.adj.node_up[r]:
@@ -584,14 +596,15 @@ class Simulation:
         for peer, k in self.adj.by_node[i]:
             self.link_gen[k] += 1
             self.adj.full[k] = False
+            self.adj.exchange[k] = False
             if self.adj.node_up[peer] and k not in self.failed_links:
                 self.adj.phys_up[k] = True
         self.adj.changed()
         sync = now + self.params.adjacency_s
         for _peer, k in self.adj.by_node[i]:
             if self.adj.phys_up[k]:
-                self.engine.at(sync, self._adjacency_full, k, self.link_gen[k], cause)
-        self.engine.at(sync, self._flush_stale_own, i, cause)
+                self.engine.at(sync, self._adjacency_exchange, k, self.link_gen[k], cause)
+        self.engine.at(sync, self._flush_stale_own, i, cause)  # after the exchanges start
         self._fresh_dmano(self.dmano[i], cause=-1)
         for x in self._down_vnfs.pop(i, []):
             self.engine.at(now + self.opts.vnf_start_s, self._vnf_up, x, cause)
