@@ -68,6 +68,7 @@ class SimOptions:
     watch: str = "auto"  # whose weights are written: auto | all | ingress | none
     time_scale: float | None = None  # override the scenario's time_scale
     max_bounces: int = 8  # connector-to-connector hops of one service before a drop
+    record_tables: bool = False  # keep (time, node) of every change of a watched table
 
     def __post_init__(self) -> None:
         if self.node_detection not in ("bfd", "carrier"):
@@ -177,6 +178,8 @@ class Simulation:
         self.weight_rows: list[WeightRow] = []
         self._last_weights: dict[tuple[int, int], dict[str, int]] = {}
         self._down_vnfs: dict[int, list[LocalInstance]] = {}  # failed node -> its VNFs
+        self.table_changes: list[tuple[float, int]] = []  # with options.record_tables
+        self._last_tables: dict[tuple[int, int], object] = {}
 
     # -- set-up ----------------------------------------------------------------------------
     def _watched(self) -> list[int]:
@@ -378,6 +381,10 @@ class Simulation:
         now = self.engine.now
         for sid in sids:
             tab = self.tables.table(node, sid, now)
+            if self.opts.record_tables:
+                if (node, sid) in self._last_tables and self._last_tables[(node, sid)] != tab:
+                    self.table_changes.append((now, node))
+                self._last_tables[(node, sid)] = tab
             weights = {c.name: c.weight for c in tab} if tab else {}
             key = (node, sid)
             last = self._last_weights.get(key)
