@@ -52,7 +52,6 @@ from scenarios.spec import Event, Scenario
 log = logging.getLogger(__name__)
 
 WATCH_ALL_UP_TO = 250  # watch="auto": every node's weights up to this many nodes
-NOT_MODELLED = ("fail_daemon ospfd", "fail_daemon bfdd", "fail_daemon connector")
 
 
 @dataclass(frozen=True)

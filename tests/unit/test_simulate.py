@@ -503,3 +503,19 @@ def test_stop_start_policy_load_drain_and_daemon_events() -> None:
     gone = zero_at(sim, "ids1", 30.0)
     assert set(gone) == set(sim.names) - {"N4"}
     assert all(sim.names[r.node] != "N4" for r in sim.weight_rows if r.t > 30.0)
+
+
+def test_nodes_from_a_topology_file_or_a_generator() -> None:
+    from scenarios.simulate.cli import load
+
+    path = ROOT / "scenarios" / "paper_fig4.yaml"
+    s = load(path, str(ROOT / "topologies" / "tata_nld.yaml"))
+    tata = load_topology(ROOT / "topologies" / "tata_nld.yaml")
+    assert len(s.topology.nodes) == 4 + len(tata.nodes)
+    assert len(s.topology.links) == 3 + len(tata.links) + 2 * 4
+    big = load(path, "ring:400,seed=2")
+    assert len(big.topology.nodes) == 404
+    # beyond 250 nodes the scenario's own hosts keep the emulation's addresses
+    assert plan(big.topology).hosts["src"] == IPv4Address("10.1.100.10")
+    with pytest.raises(ValueError, match="KIND:N"):
+        load(path, "torus:10")
