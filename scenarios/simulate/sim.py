@@ -693,6 +693,20 @@ class Simulation:
         self.traffic.policy_changed()
 
     # -- for the outputs ----------------------------------------------------------------------
+    def tables_json(self, node: str, t_wall: float | None = None) -> dict[str, Any]:
+        """Node ``node``'s tables at ``t_wall`` (default: now) in the form ``python -m
+        dmano show --json`` prints them (``services``), to compare with an emulation."""
+        from dmano.service_plane import tables_to_json
+
+        i = self.idx[node]
+        t = self.engine.now if t_wall is None else t_wall
+        tables = {}
+        for sid in sorted(self.service_instances):
+            tab = self.tables.table(i, sid, t)
+            if tab is not None:
+                tables[sid] = tab
+        return tables_to_json(tables)
+
     def scenario_time(self, t_wall: float) -> float:
         return self.s.scenario_time(t_wall)
 
