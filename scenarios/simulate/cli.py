@@ -18,7 +18,7 @@ from scenarios.report import RunSummary, report_run, report_set
 from scenarios.simulate.outputs import RunOutput
 from scenarios.simulate.sim import SimOptions, Simulation
 from scenarios.spec import Scenario, load_scenario, run_dir, run_set_dir
-from topologies.spec import SIM_MAX_NODES, load_topology
+from topologies.spec import SIM_MAX_NODES, Topology, load_topology
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def load(path: Path, nodes_from: str | None = None) -> Scenario:
     s = load_scenario(path, max_nodes=SIM_MAX_NODES)
     if nodes_from is None:
         return s
-    if nodes_from.split(":", 1)[0] in KINDS:
+    if nodes_from.split(":", 1)[0] in KINDS or (":" in nodes_from
+                                                 and not Path(nodes_from).exists()):
         topo = extend(s.topology, nodes_from)
     else:
         other = load_topology(nodes_from, max_nodes=SIM_MAX_NODES)
@@ -83,7 +84,7 @@ def load(path: Path, nodes_from: str | None = None) -> Scenario:
     return load_scenario(path, max_nodes=SIM_MAX_NODES, topology=topo)
 
 
-def _merge(topo, other):  # type: ignore[no-untyped-def]
+def _merge(topo: Topology, other: Topology) -> Topology:
     """``topo`` plus ``other``'s routers and links, attached like a generated network."""
     import random
 

@@ -244,8 +244,7 @@ class Convergence:
                 t_edges[nodes] = arr[pattern[m - 1], nodes]
             if costs is None:
                 continue
-            final_costs = costs.of(everything)
-            eqc = np.stack([np.all(costs.of(pre)[:, nodes] == final_costs[:, nodes], axis=0)
+            eqc = np.stack([costs.equal(pre, everything)[nodes]
                             for pre in prefixes])  # (k+1, nodes)
             for col, node in enumerate(nodes):
                 m = _first_final(list(eqc[:, col]))
@@ -289,12 +288,21 @@ class _HostCosts:
         self.before = {r: lsa_ for r, lsa_ in before.items() if initial.get(r) is not lsa_}
         self.before.update({r: None for r in initial if r not in before})
         self.held_routers = held_routers
-        self._cache: dict[tuple[int, ...], np.ndarray] = {}
+        self._final: tuple[tuple[int, ...], np.ndarray] | None = None
+        self._equal: dict[tuple[int, ...], np.ndarray] = {}
+
+    def equal(self, held: tuple[int, ...], final: tuple[int, ...]) -> np.ndarray:
+        """Per node: are its costs to the hosts with ``held`` those with ``final``?
+        (Only these vectors are kept: a cost matrix is hosts x nodes.)"""
+        got = self._equal.get(held)
+        if got is None:
+            if self._final is None or self._final[0] != final:
+                self._final = (final, self.of(final))
+            got = np.all(self.of(held) == self._final[1], axis=0)
+            self._equal[held] = got
+        return got
 
     def of(self, held: tuple[int, ...]) -> np.ndarray:
-        got = self._cache.get(held)
-        if got is not None:
-            return got
         import scipy.sparse as sp
         from scipy.sparse.csgraph import dijkstra
 
@@ -307,9 +315,7 @@ class _HostCosts:
         overrides = {r: x for r, x in overrides.items() if initial.get(r) is not x}
         u, v, w, size = sim.paths.edges(SignatureInfo(-1, overrides, initial))
         rcsr = sp.csr_matrix((w, (v, u)), shape=(size, size))
-        got = np.atleast_2d(dijkstra(rcsr, indices=sim.hosting))[:, : sim.n]
-        self._cache[held] = got
-        return got
+        return np.atleast_2d(dijkstra(rcsr, indices=sim.hosting))[:, : sim.n]
 
 
 def observed_convergence(rows: list[Any], t_event: float, until: float) -> float | None:

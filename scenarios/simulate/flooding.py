@@ -32,9 +32,11 @@ What is modelled (the timers are the topology's ``ospf:`` section, which
   are forwarded again.
 * **Failure detection**: a link failure at once at both ends (carrier loss); a silent
   neighbour (a failed node) after BFD's ``interval x multiplier`` (or the dead interval
-  without BFD); an adjacency that comes up (a restored link or node) is *full* after
-  ``adjacency_s`` (hello exchange, database exchange), when both routers re-originate
-  their router LSAs and exchange what the other lacks (:func:`resync`).
+  without BFD); an adjacency that comes up (a restored link or node) exchanges
+  databases ``adjacency_s`` later (hellos; each side gets what it lacks,
+  :func:`resync`, and a restarted router flushes the stale LSAs it gets back as its
+  own) and is *full* ``exchange_s`` after that, when both routers re-originate their
+  router LSAs.
 
 Not modelled: LSA refreshes every 30 minutes, MaxAge, retransmissions of lost packets
 (nothing is lost on the control plane but at a failed node or link), flooding
@@ -77,6 +79,7 @@ class OspfParams:
     dead_s: float = 4.0
     bfd_detect_s: float | None = 0.3
     adjacency_s: float = 0.5
+    exchange_s: float = 0.01  # database exchange: flooding starts, full this much later
 
     @classmethod
     def from_timers(cls, t: OspfTimers, hop_delay_s: float = 0.001,
@@ -110,8 +113,11 @@ class Adjacencies:
 
     ``phys_up[k]``: link k carries packets (not failed, both routers alive);
     ``full[k]``: both routers hold a full adjacency over it (what their router LSAs
-    list). Flooding uses links that are both; a link that is full but not physically up
-    (a node died and its neighbour has not noticed yet) swallows what is sent on it.
+    list); ``exchange[k]``: the adjacency is coming up, the routers exchange their
+    databases (flooding works, the router LSAs do not list it yet). Flooding uses links
+    that are physically up and full or exchanging; a link that is full but not
+    physically up (a node died and its neighbour has not noticed yet) swallows what is
+    sent on it.
     """
 
     def __init__(self, n: int, links: Sequence[tuple[int, int, int]]) -> None:
@@ -121,6 +127,7 @@ class Adjacencies:
         self.cost = np.array([c for _, _, c in links], dtype=np.int64)
         self.phys_up = np.ones(len(links), dtype=bool)
         self.full = np.ones(len(links), dtype=bool)
+        self.exchange = np.zeros(len(links), dtype=bool)  # exchanging databases
         self.node_up = np.ones(n, dtype=bool)
         self.version = 0
         self.by_node: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # (peer, link)
@@ -138,8 +145,8 @@ class Adjacencies:
         self._hops.clear()
 
     def flooding(self) -> np.ndarray:
-        """Mask of the links flooding goes over."""
-        return self.phys_up & self.full
+        """Mask of the links flooding goes over (full, or exchanging databases)."""
+        return self.phys_up & (self.full | self.exchange)
 
     def csr(self) -> sp.csr_matrix:
         if self._csr is None:
@@ -171,8 +178,8 @@ class Adjacencies:
         return got
 
     def neighbours(self, v: int) -> list[int]:
-        """Routers ``v`` floods to (full and physically up adjacencies)."""
-        up = self.phys_up & self.full
+        """Routers ``v`` floods to (see :meth:`flooding`)."""
+        up = self.flooding()
         return [p for p, k in self.by_node[v] if up[k]]
 
 

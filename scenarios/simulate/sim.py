@@ -52,7 +52,6 @@ from scenarios.spec import Event, Scenario
 log = logging.getLogger(__name__)
 
 WATCH_ALL_UP_TO = 250  # watch="auto": every node's weights up to this many nodes
-NOT_MODELLED = ("fail_daemon ospfd", "fail_daemon bfdd", "fail_daemon connector")
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,7 @@ class SimOptions:
     watch: str = "auto"  # whose weights are written: auto | all | ingress | none
     time_scale: float | None = None  # override the scenario's time_scale
     max_bounces: int = 8  # connector-to-connector hops of one service before a drop
+    record_tables: bool = False  # keep (time, node) of every change of a watched table
 
     def __post_init__(self) -> None:
         if self.node_detection not in ("bfd", "carrier"):
@@ -177,6 +177,8 @@ class Simulation:
         self.weight_rows: list[WeightRow] = []
         self._last_weights: dict[tuple[int, int], dict[str, int]] = {}
         self._down_vnfs: dict[int, list[LocalInstance]] = {}  # failed node -> its VNFs
+        self.table_changes: list[tuple[float, int]] = []  # with options.record_tables
+        self._last_tables: dict[tuple[int, int], object] = {}
 
     # -- set-up ----------------------------------------------------------------------------
     def _watched(self) -> list[int]:
@@ -378,6 +380,10 @@ class Simulation:
         now = self.engine.now
         for sid in sids:
             tab = self.tables.table(node, sid, now)
+            if self.opts.record_tables:
+                if (node, sid) in self._last_tables and self._last_tables[(node, sid)] != tab:
+                    self.table_changes.append((now, node))
+                self._last_tables[(node, sid)] = tab
             weights = {c.name: c.weight for c in tab} if tab else {}
             key = (node, sid)
             last = self._last_weights.get(key)
@@ -515,6 +521,7 @@ class Simulation:
         self.link_gen[k] += 1
         self.adj.phys_up[k] = False
         self.adj.full[k] = False
+        self.adj.exchange[k] = False
         self.adj.changed()
         a, b = int(self.adj.a[k]), int(self.adj.b[k])
         for r in (a, b):  # carrier loss: both ends at once
@@ -529,14 +536,15 @@ class Simulation:
         if self.adj.node_up[a] and self.adj.node_up[b]:
             self.adj.phys_up[k] = True
             self.adj.changed()
-            self.engine.at(self.engine.now + self.params.adjacency_s, self._adjacency_full,
+            self.engine.at(self.engine.now + self.params.adjacency_s, self._adjacency_exchange,
                            k, self.link_gen[k], cause)
 
-    def _adjacency_full(self, k: int, gen: int, cause: int) -> None:
+    def _adjacency_exchange(self, k: int, gen: int, cause: int) -> None:
+        """Hellos seen both ways: the routers exchange databases (flooding starts)."""
         if gen != self.link_gen[k] or not self.adj.phys_up[k]:
             return
         now = self.engine.now
-        self.adj.full[k] = True
+        self.adj.exchange[k] = True
         self.adj.changed()
         a, b = int(self.adj.a[k]), int(self.adj.b[k])
         for key in list(self.store.flux):
@@ -545,7 +553,15 @@ class Simulation:
                     v.arr, tx = resync(self.adj, self.params, v.arr, a, b, now)
                     if tx:
                         self.stats.transmissions(now, tx, len(v.raw))
-        for r in (a, b):
+        self.engine.at(now + self.params.exchange_s, self._adjacency_full, k, gen, cause)
+
+    def _adjacency_full(self, k: int, gen: int, cause: int) -> None:
+        if gen != self.link_gen[k] or not self.adj.phys_up[k]:
+            return
+        self.adj.full[k] = True
+        self.adj.exchange[k] = False
+        self.adj.changed()
+        for r in (int(self.adj.a[k]), int(self.adj.b[k])):
             self.request_router_lsa(r, cause)
 
     def _node_down(self, i: int, cause: int) -> None:
@@ -553,6 +569,7 @@ class Simulation:
         self.adj.node_up[i] = False
         for _, k in self.adj.by_node[i]:
             self.adj.phys_up[k] = False
+            self.adj.exchange[k] = False
             self.link_gen[k] += 1
         self.adj.changed()
         d = self.dmano[i]
@@ -573,6 +590,7 @@ class Simulation:
         if gen != self.link_gen[k] or not self.adj.full[k]:
             return
         self.adj.full[k] = False
+        self.adj.exchange[k] = False
         self.adj.changed()
         for r in (int(self.adj.a[k]), int(self.adj.b[k])):
             if self.adj.node_up[r]:
@@ -584,14 +602,15 @@ class Simulation:
         for peer, k in self.adj.by_node[i]:
             self.link_gen[k] += 1
             self.adj.full[k] = False
+            self.adj.exchange[k] = False
             if self.adj.node_up[peer] and k not in self.failed_links:
                 self.adj.phys_up[k] = True
         self.adj.changed()
         sync = now + self.params.adjacency_s
         for _peer, k in self.adj.by_node[i]:
             if self.adj.phys_up[k]:
-                self.engine.at(sync, self._adjacency_full, k, self.link_gen[k], cause)
-        self.engine.at(sync, self._flush_stale_own, i, cause)
+                self.engine.at(sync, self._adjacency_exchange, k, self.link_gen[k], cause)
+        self.engine.at(sync, self._flush_stale_own, i, cause)  # after the exchanges start
         self._fresh_dmano(self.dmano[i], cause=-1)
         for x in self._down_vnfs.pop(i, []):
             self.engine.at(now + self.opts.vnf_start_s, self._vnf_up, x, cause)
@@ -674,6 +693,20 @@ class Simulation:
         self.traffic.policy_changed()
 
     # -- for the outputs ----------------------------------------------------------------------
+    def tables_json(self, node: str, t_wall: float | None = None) -> dict[str, Any]:
+        """Node ``node``'s tables at ``t_wall`` (default: now) in the form ``python -m
+        dmano show --json`` prints them (``services``), to compare with an emulation."""
+        from dmano.service_plane import tables_to_json
+
+        i = self.idx[node]
+        t = self.engine.now if t_wall is None else t_wall
+        tables = {}
+        for sid in sorted(self.service_instances):
+            tab = self.tables.table(i, sid, t)
+            if tab is not None:
+                tables[sid] = tab
+        return tables_to_json(tables)
+
     def scenario_time(self, t_wall: float) -> float:
         return self.s.scenario_time(t_wall)
 
