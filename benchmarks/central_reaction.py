@@ -15,14 +15,11 @@ mode's local pidfd path in ``failure_avoidance`` (~20 ms local, < 100 ms everywh
 
 from __future__ import annotations
 
-import os
-import signal
 import statistics
-import time
 from dataclasses import replace
 
 from benchmarks.dmano_propagation import pct
-from benchmarks.failure_avoidance import StatusWatch, topology, wait_all
+from benchmarks.failure_avoidance import StatusWatch, kill_s1, topology, wait_all
 from dmano.policy import shipped_policy
 from topologies import central
 from topologies.network import Network
@@ -49,17 +46,7 @@ def kills(n: int) -> dict[tuple[float, float], list[float]]:
                 net.start_central()
                 net.wait_ready()
             wait_all(watches, present=True)
-            times = []
-            for _ in range(KILLS):
-                proc = net.processes.pop("vnf-s1")
-                t0 = time.monotonic()
-                os.kill(proc.pid, signal.SIGKILL)
-                seen = wait_all(watches, present=False)
-                proc.wait()
-                times.append(max(seen.values()) - t0)
-                net.start_vnf("s1")
-                wait_all(watches, present=True)
-            out[(poll, rtt)] = times
+            out[(poll, rtt)] = [max(seen.values()) for seen in kill_s1(net, watches, KILLS)]
     return out
 
 

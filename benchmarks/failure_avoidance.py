@@ -91,17 +91,27 @@ def vnf_kills(n: int) -> tuple[list[float], list[float]]:
         watches = {x.name: StatusWatch(net.run_folder / f"r{x.name}" / "dmano.json")
                    for x in topo.nodes}
         wait_all(watches, present=True)
-        for _ in range(KILLS):
-            proc = net.processes.pop("vnf-s1")
-            t0 = time.monotonic()
-            os.kill(proc.pid, signal.SIGKILL)
-            seen = wait_all(watches, present=False)
-            proc.wait()
-            local.append(seen[home] - t0)
-            farthest.append(max(seen.values()) - t0)
-            net.start_vnf("s1")
-            wait_all(watches, present=True)
+        for seen in kill_s1(net, watches, KILLS):
+            local.append(seen[home])
+            farthest.append(max(seen.values()))
     return local, farthest
+
+
+def kill_s1(net: Network, watches: dict[str, StatusWatch], kills: int
+            ) -> list[dict[str, float]]:
+    """SIGKILL instance s1's VNF ``kills`` times; per kill, the seconds until each node's
+    status no longer lists it. It is restarted and back everywhere before the next."""
+    out = []
+    for _ in range(kills):
+        proc = net.processes.pop("vnf-s1")
+        t0 = time.monotonic()
+        os.kill(proc.pid, signal.SIGKILL)
+        seen = wait_all(watches, present=False)
+        proc.wait()
+        out.append({node: t - t0 for node, t in seen.items()})
+        net.start_vnf("s1")
+        wait_all(watches, present=True)
+    return out
 
 
 def bfd_rounds(n: int) -> tuple[list[float], list[float]]:

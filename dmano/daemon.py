@@ -43,7 +43,7 @@ from dmano.lsdb import LsdbMirror
 from dmano.model import InstanceState, VnfAnnouncement
 from dmano.monitor import InstanceStatus, Monitor
 from dmano.ospf_api import OspfApiSession
-from dmano.policy import Measurement, Policy
+from dmano.policy import Measurement, Policy, reload_policy
 from dmano.service_plane import (
     ServiceTable,
     candidate_tables,
@@ -136,15 +136,9 @@ class Dmano:
 
     def reload_policy(self) -> None:
         """Re-read the policy file (SIGUSR1); a bad file is reported and ignored."""
-        from dmano.policy import load_policy
-        from dmano.yamlconf import ConfigError
-
-        try:
-            policy = load_policy(self.cfg.policy)
-        except ConfigError as exc:
-            log.error("policy not reloaded, keeping %s: %s", self.policy.name, exc)
+        policy = reload_policy(self.cfg.policy, self.policy)
+        if policy is None:
             return
-        log.info("policy reloaded from %s: %s", self.cfg.policy, policy.to_dict())
         self.policy = policy
         self.announced_cost.clear()  # re-announce with the new cost function
         self.reload_requested = True

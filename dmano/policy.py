@@ -368,6 +368,18 @@ def load_policy(path: str | Path) -> Policy:
     return policy_from_data(load_yaml(path), path)
 
 
+def reload_policy(path: str | Path, current: Policy) -> Policy | None:
+    """Re-read a running daemon's policy file (SIGUSR1): the new policy, or None after
+    logging why the file is refused (the daemon keeps ``current``)."""
+    try:
+        policy = load_policy(path)
+    except ConfigError as exc:
+        log.error("policy not reloaded, keeping %s: %s", current.name, exc)
+        return None
+    log.info("policy reloaded from %s: %s", path, policy.to_dict())
+    return policy
+
+
 def policy_from_data(data: Any, path: str | Path = "<policy>") -> Policy:
     with Fields(data, path, "") as f:
         f.int("version", 1, lo=1, hi=1)
@@ -542,5 +554,5 @@ __all__ = [
     "ConfigError", "CostFunction", "Equilibrium", "Hysteresis", "InverseCost",
     "Measurement", "Policy", "ProportionalCost", "RemainingCapacityCost", "SectionViSetup",
     "StaticCost", "UtilisationCost", "WeightFunction", "fixed_point_shares", "load_policy",
-    "policy_from_data", "section_vi_prediction", "shipped_policy",
+    "policy_from_data", "reload_policy", "section_vi_prediction", "shipped_policy",
 ]

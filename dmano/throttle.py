@@ -57,31 +57,27 @@ class Backoff:
 
 
 class TopologyThrottle:
+    """:class:`Backoff` applied to recomputations that follow a topology change: one with
+    the topology version of the previous recomputation (VNF announcements only) is never
+    delayed."""
+
     def __init__(self, hold_s: float = HOLD_S, max_hold_s: float = MAX_HOLD_S):
-        self.initial_hold = hold_s
-        self.max_hold = max_hold_s
-        self.hold = hold_s
+        self.backoff = Backoff(hold_s, max_hold_s)
         self.version: int | None = None  # topology version of the last recomputation
-        self.last = -math.inf  # when that recomputation ran (monotonic)
-        self.throttled = 0  # recomputations delayed so far (status)
+
+    @property
+    def throttled(self) -> int:
+        """Recomputations delayed so far (status)."""
+        return self.backoff.throttled
 
     def wait_s(self, version: int, now: float) -> float:
         """Seconds to wait before recomputing with topology ``version`` (0: now)."""
         if version == self.version:
             return 0.0
-        since = now - self.last
-        if since >= 2 * self.max_hold:
-            self.hold = self.initial_hold
-            return 0.0
-        if since >= self.hold:
-            return 0.0
-        wait = self.hold - since
-        self.hold = min(self.hold * 2, self.max_hold)
-        self.throttled += 1
-        return wait
+        return self.backoff.wait_s(now)
 
     def done(self, version: int, now: float) -> None:
         """A recomputation with topology ``version`` ran at ``now``."""
         if version != self.version:
             self.version = version
-            self.last = now
+            self.backoff.done(now)

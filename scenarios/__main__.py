@@ -7,7 +7,22 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+
+def _run_and_print(run: Callable[[], Path], report: str) -> int:
+    """Run (emulated networks), then print the folder's ``report`` and where it is;
+    Ctrl-C: 130, the network was torn down."""
+    try:
+        folder = run()
+    except KeyboardInterrupt:
+        print("interrupted: the network was stopped and cleaned; partial results are in "
+              "the results folder", file=sys.stderr)
+        return 130
+    print((folder / report).read_text(), end="")
+    print(f"\nresults: {folder}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,16 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "compare":
             from scenarios.compare import compare_scenario
 
-            try:
-                folder = compare_scenario(args.file, args.repetitions, args.output,
-                                          not args.no_figures)
-            except KeyboardInterrupt:
-                print("interrupted: the network was stopped and cleaned; partial results "
-                      "are in the results folder", file=sys.stderr)
-                return 130
-            print((folder / "comparison.txt").read_text(), end="")
-            print(f"\nresults: {folder}")
-            return 0
+            return _run_and_print(lambda: compare_scenario(
+                args.file, args.repetitions, args.output, not args.no_figures),
+                "comparison.txt")
         if args.cmd == "simulate":
             from scenarios.simulate.cli import cmd_simulate
 
@@ -75,16 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_optimum(args)
         from scenarios.runner import run_scenario
 
-        try:
-            folder = run_scenario(args.file, args.repetitions, args.output,
-                                  not args.no_figures, args.connector)
-        except KeyboardInterrupt:
-            print("interrupted: the network was stopped and cleaned; partial results are "
-                  "in the results folder", file=sys.stderr)
-            return 130
-        print((folder / "report.txt").read_text(), end="")
-        print(f"\nresults: {folder}")
-        return 0
+        return _run_and_print(lambda: run_scenario(
+            args.file, args.repetitions, args.output, not args.no_figures, args.connector),
+            "report.txt")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -67,17 +67,15 @@ def write_config(run_folder: Path, params: CentralParams, policy: Path,
 
 
 def ready(status: Path, pid: int) -> Callable[[], str | None]:
-    """Running, from this PID, following the LSDB, and one poll round done."""
+    """As a D-MANO's status (running, from this PID, OSPF API connected), and one poll
+    round done."""
+    base = health.dmano_ready(status, pid)
+
     def check() -> str | None:
-        data = health.read_json(status)
-        if data is None:
-            return f"no status file {status} yet"
-        if data.get("pid") != pid:
-            return f"status file {status} is from PID {data.get('pid')}, not {pid}"
-        if not data.get("running"):
-            return "status says not running"
-        if not data.get("ospf_api", {}).get("connected"):
-            return "OSPF API not connected"
+        problem = base()
+        if problem is not None:
+            return problem
+        data = health.read_json(status) or {}
         if not data.get("control_traffic", {}).get("poll_rounds"):
             return "no poll round done yet"
         return None

@@ -53,9 +53,8 @@ from dmano.lsdb import LsdbMirror
 from dmano.monitor import InstanceStatus
 from dmano.ospf_api import OspfApiSession
 from dmano.pipeline_names import C_CLASSIFIED
-from dmano.policy import Policy, load_policy
+from dmano.policy import Policy, reload_policy
 from dmano.service_plane import tables_to_json
-from dmano.yamlconf import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +165,9 @@ class Orchestrator:
 
     def reload_policy(self) -> None:
         """Re-read the policy file (SIGUSR1); a bad file is reported and ignored."""
-        try:
-            policy = load_policy(self.cfg.policy)
-        except ConfigError as exc:
-            log.error("policy not reloaded, keeping %s: %s", self.policy.name, exc)
+        policy = reload_policy(self.cfg.policy, self.policy)
+        if policy is None:
             return
-        log.info("policy reloaded from %s: %s", self.cfg.policy, policy.to_dict())
         self.policy = policy
         self.costs.reset()
         # the last poll's measurements, costed by the new policy (an empty cost book
