@@ -62,7 +62,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     _terminate_on_signals()
     full = not args.bare
     net = Network(topo, policy=policy, dmano=full and params is None, vnfs=full,
-                  connectors=full, central=params if full else None)
+                  connectors=full, central=params if full else None,
+                  memory_check=not args.no_memory_check)
     try:
         t0 = time.monotonic()
         net.start(converge_timeout=args.timeout)
@@ -410,6 +411,8 @@ def parser() -> argparse.ArgumentParser:
                     help="seconds to wait for OSPF convergence (default 30 + 2/node)")
     up.add_argument("--bare", action="store_true",
                     help="routers, hosts and namespaces only: no connectors, VNFs, D-MANOs")
+    up.add_argument("--no-memory-check", action="store_true",
+                    help="bring it up even where the memory estimate says it does not fit")
     up.add_argument("--policy", default=None, metavar="NAME|FILE",
                     help="D-MANO policy: a shipped name (paper, inverse-cost, static) or "
                          "a policy file (default: paper)")

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -43,12 +44,13 @@ from connector_p4 import bmv2_build, bmv2_target
 from dmano.policy import load_policy, shipped_policy
 from dmano.procutil import ProcessDiedError, terminate, wait_for_path
 from topologies import addressing as addr
+from topologies import capacity, cgroups, cluster, ctrlstats, faults, frr, health, servers, spawn
 from topologies import central as central_mod
-from topologies import cgroups, ctrlstats, faults, frr, health, spawn
 from topologies.health import tail as _tail
 from topologies.nodeconf import vnf_stats_path, write_node_config
 from topologies.readiness import wait_converged
 from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new_run
+from topologies.servers import ServerSpec
 from topologies.spec import Topology
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,9 @@ class NsNode(Node):
 
     def startShell(self, mnopts: str | None = None) -> None:  # noqa: N802 (Mininet API)
         super().startShell(mnopts)
+        self._attach_netns()
+
+    def _attach_netns(self) -> None:
         subprocess.run(["ip", "netns", "attach", self.netns, str(self.pid)],
                        check=True, capture_output=True)
 
@@ -129,15 +134,23 @@ class NsNode(Node):
         return body
 
 
+RemoteNsNode = cluster.make_remote_node_class(NsNode)
+
+
 @dataclass
 class RouterHandle:
     node: str
     mn: Any  # the Mininet node
     paths: frr.RouterPaths
+    server: ServerSpec | None = None  # None: this machine
 
     def vtysh(self, *commands: str, timeout: float = 10) -> str:
-        proc = subprocess.run(self.paths.vtysh_args(*commands), capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        if self.server is not None:
+            proc = servers.run(self.server, shlex.join(self.paths.vtysh_args(*commands)),
+                               timeout=timeout, check=False)
+        else:
+            proc = subprocess.run(self.paths.vtysh_args(*commands), capture_output=True,
+                                  text=True, timeout=timeout, check=False)
         if proc.returncode != 0:
             raise BuildError(f"vtysh on r{self.node} failed: {(proc.stdout + proc.stderr).strip()}")
         return proc.stdout
@@ -152,7 +165,8 @@ class Network:
 
     def __init__(self, topo: Topology, policy: Path | None = None, dmano: bool = False,
                  vnfs: bool = False, connectors: bool = False,
-                 central: central_mod.CentralParams | None = None):
+                 central: central_mod.CentralParams | None = None,
+                 memory_check: bool = True):
         """``central``: run the centralized orchestrator (topologies.central) instead of
         the D-MANOs (``dmano`` must then be False)."""
         if central is not None and dmano:
@@ -163,15 +177,23 @@ class Network:
         self.central = central
         self.with_vnfs = vnfs
         self.with_connectors = connectors
+        self.memory_check = memory_check
         self.processes: dict[str, subprocess.Popen | spawn.SpawnedProcess] = {}
         self.logs: dict[str, Path] = {}  # process name -> its log file
         self.registry: Registry | None = None
         self.net: Any = None
         self.routers: dict[str, RouterHandle] = {}
         self.nodes: dict[str, Any] = {}
+        self._home: dict[str, str] = {}  # Mininet node -> its NFV node
         self.bmv2 = connectors and topo.connector == "bmv2"
         self._bmv2: tuple[bmv2_build.Tools, bmv2_build.Artifacts] | None = None
         self.bringup_phases: dict[str, float] = {}
+        # spread networks (topology servers:): NFV node -> its server when that is not
+        # this machine, and each such server's registry of its part of the run
+        self.placement: dict[str, ServerSpec] = {
+            n.name: spec for n in topo.nodes
+            if (spec := topo.server_of(n.name)) is not None and not spec.local}
+        self.remote: dict[str, cluster.RemoteRegistry] = {}
 
     # -- life cycle --------------------------------------------------------------------
     def __enter__(self) -> Network:
@@ -189,6 +211,11 @@ class Network:
     def start(self, converge_timeout: float | None = None,
               ready_timeout: float = health.DEFAULT_TIMEOUT_S) -> None:
         check_host()
+        if self.memory_check:
+            try:
+                capacity.check_memory(self.topo)
+            except capacity.MemoryCheckError as exc:
+                raise BuildError(str(exc)) from None
         if self.with_dmano or self.central is not None:
             load_policy(self.policy)  # a bad policy file fails before anything exists
         if self.with_connectors and self.bmv2:
@@ -200,6 +227,9 @@ class Network:
             pins = BPF_ROOT / self.registry.run_id
             self.registry.add_bpf_dir(pins)
             pins.mkdir(parents=True)
+            for spec in self.remote_servers():
+                self.registry.add_server(spec.name, spec.address, spec.user)
+                self.remote[spec.name] = cluster.remote_registry(spec, self.registry)
             phases = Phases()
             with phases("namespaces and links"):
                 self._build()
@@ -227,6 +257,15 @@ class Network:
         except BaseException:
             self.stop()
             raise
+
+    def remote_servers(self) -> list[ServerSpec]:
+        """The other servers with a part of this network (none on one machine)."""
+        return list({spec.name: spec for spec in self.placement.values()}.values())
+
+    def server_of_node(self, mn_name: str) -> ServerSpec | None:
+        """The server of a Mininet node (r<N>, c<N>, an instance or a host), None for
+        this machine."""
+        return self.placement.get(self._home[mn_name]) if self.placement else None
 
     def probes(self) -> list[health.Probe]:
         """A readiness probe for every process this network started and still runs."""
@@ -307,23 +346,37 @@ class Network:
         self.net = net
         topo = self.topo
 
-        def add(name: str) -> Any:
-            node = net.addHost(name, cls=NsNode, registry=self.registry, ip=None)
+        def add(name: str, home: str) -> Any:
+            self._home[name] = home
+            spec = self.placement.get(home)
+            if spec is None:
+                node = net.addHost(name, cls=NsNode, registry=self.registry, ip=None)
+            else:  # Cluster Edition's remote node: its shell runs on that server
+                node = net.addHost(name, cls=RemoteNsNode, registry=self.remote[spec.name],
+                                   spec=spec, ip=None)
             self.nodes[name] = node
             return node
 
         for n in topo.nodes:
-            add(f"r{n.name}")
-            add(f"c{n.name}")
+            add(f"r{n.name}", n.name)
+            add(f"c{n.name}", n.name)
         for inst in topo.instances:
-            add(inst.name)
+            add(inst.name, inst.node)
         for h in topo.hosts:
-            add(h.name)
+            add(h.name, h.node)
 
         def link(a: str, ia: str, b: str, ib: str) -> None:
             net.addLink(self.nodes[a], self.nodes[b], intfName1=ia, intfName2=ib, cls=Link)
 
+        vni_base = (int(self.registry.run_id[-4:], 16) & 0xFFF) << 12  # unique per run
         for lk in topo.links:
+            sa, sb = self.placement.get(lk.a), self.placement.get(lk.b)
+            if sa != sb:  # a router link between two servers: a VXLAN tunnel
+                net.addLink(self.nodes[f"r{lk.a}"], self.nodes[f"r{lk.b}"],
+                            intfName1=frr.router_iface(lk.b), intfName2=frr.router_iface(lk.a),
+                            cls=cluster.VxlanTunnelLink, vni=vni_base + lk.index + 1,
+                            mtu=topo.link_mtu, specs=(sa, sb))
+                continue
             link(f"r{lk.a}", frr.router_iface(lk.b), f"r{lk.b}", frr.router_iface(lk.a))
         for n in topo.nodes:
             link(f"r{n.name}", frr.CONNECTOR_IFACE, f"c{n.name}", "rtr")
@@ -406,6 +459,8 @@ class Network:
             path.write_text("table inet dsfc {\n  chain input {\n"
                             "    type filter hook input priority 0; policy accept;\n"
                             f"{body}  }}\n{extra}}}\n")
+            for spec in self.remote_servers():
+                servers.write_file(spec, path, path.read_text())
         return path
 
     def _api_filter(self) -> Path:
@@ -429,7 +484,11 @@ class Network:
             shutil.chown(paths.folder, "frr", "frr")
             for f in paths.folder.iterdir():
                 shutil.chown(f, "frr", "frr")
-            self.routers[n.name] = RouterHandle(n.name, self.nodes[f"r{n.name}"], paths)
+            self.routers[n.name] = RouterHandle(n.name, self.nodes[f"r{n.name}"], paths,
+                                                self.placement.get(n.name))
+        for spec in self.remote_servers():  # their configurations, to their servers
+            servers.push(spec, self.run_folder, [f"r{n}" for n, s in self.placement.items()
+                                                 if s == spec])
         # every daemon's dry run on its generated config, a few at a time (processes)
         with ThreadPoolExecutor(max_workers=4) as pool:
             for _ in pool.map(lambda h: frr.check_configs(h.paths, frr.daemons(self.topo)),
@@ -440,7 +499,11 @@ class Network:
                 self._launch_daemon(handle, daemon)
             timeout = 10 + 0.1 * len(self.routers)
             for handle in self.routers.values():
-                self._await_daemon(handle, daemon, timeout)
+                if handle.server is None:
+                    self._await_daemon(handle, daemon, timeout)
+            for spec in self.remote_servers():
+                self._await_remote_daemons(spec, [h for h in self.routers.values()
+                                                  if h.server == spec], daemon, timeout)
 
     def _start_daemon(self, handle: RouterHandle, daemon: str) -> None:
         self._launch_daemon(handle, daemon)
@@ -468,6 +531,37 @@ class Network:
                              f" its log ({handle.paths.log(daemon)}):\n{tail}")
         self.registry.add_process(int(pidfile.read_text().strip()), f"r{handle.node}:{daemon}")
 
+
+    def _await_remote_daemons(self, spec: ServerSpec, handles: list[RouterHandle],
+                              daemon: str, timeout: float) -> None:
+        """_await_daemon for the routers of another server, in one command there."""
+        waits = []
+        for h in handles:
+            f = h.paths.folder
+            ready = [f"test -S {f / (daemon + '.vty')}", f"test -s {h.paths.pidfile(daemon)}"]
+            if daemon == "zebra":
+                ready.append(f"test -S {h.paths.zserv}")
+            pidfile = h.paths.pidfile(daemon)
+            waits.append(
+                f"while ! {{ {' && '.join(ready)}; }}; do "
+                f"[ $(date +%s) -lt $end ] || {{ echo timeout r{h.node}; exit 3; }}; "
+                f"sleep 0.02; done; p=$(cat {pidfile}); "
+                f"echo r{h.node} $p $(sed 's/.*) //' /proc/$p/stat | cut -d' ' -f20)")
+        script = f"end=$(( $(date +%s) + {int(timeout) + 1} )); " + "; ".join(waits)
+        proc = servers.run(spec, script, timeout=timeout + 30, check=False)
+        for line in proc.stdout.split("\n"):
+            words = line.split()
+            if len(words) == 3 and words[0] != "timeout":
+                self.remote[spec.name].add_process(int(words[1]), f"{words[0]}:{daemon}",
+                                                   int(words[2]))
+        if proc.returncode != 0:
+            bad = proc.stdout.split("timeout ")[-1].strip() or "?"
+            log_path = self.routers[bad[1:]].paths.log(daemon) if bad[1:] in self.routers \
+                else None
+            tail = servers.read_file(spec, log_path) if log_path else None
+            raise BuildError(f"{bad}: {daemon} did not start within {timeout:.0f} s on "
+                             f"server {spec}; its log ({log_path}):\n"
+                             f"{(tail or proc.stderr).strip()[-2000:]}")
 
     def stop_daemon(self, node: str, daemon: str) -> None:
         """Stop one FRR daemon of a router (SIGTERM by its PID, as an operator would)."""

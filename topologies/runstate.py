@@ -80,6 +80,8 @@ class Registry:
     bpf_dirs: list[str] = field(default_factory=list)
     processes: list[dict] = field(default_factory=list)  # {pid, start, name}
     cgroup_dirs: list[str] = field(default_factory=list)  # CPU limits (topologies.cgroups)
+    # other servers with a part of this run (spread networks): {name, address, user}
+    servers: list[dict] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -91,6 +93,7 @@ class Registry:
             "owner_start": self.owner_start, "topology": self.topology,
             "namespaces": self.namespaces, "bpf_dirs": self.bpf_dirs,
             "processes": self.processes, "cgroup_dirs": self.cgroup_dirs,
+            "servers": self.servers,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
@@ -107,7 +110,7 @@ class Registry:
             owner_pid=data.get("owner_pid", 0), owner_start=data.get("owner_start"),
             topology=data.get("topology", ""), namespaces=data.get("namespaces", []),
             bpf_dirs=data.get("bpf_dirs", []), processes=data.get("processes", []),
-            cgroup_dirs=data.get("cgroup_dirs", []),
+            cgroup_dirs=data.get("cgroup_dirs", []), servers=data.get("servers", []),
         )
 
     # -- recording -------------------------------------------------------------------
@@ -128,6 +131,10 @@ class Registry:
 
     def add_process(self, pid: int, name: str) -> None:
         self.processes.append({"pid": pid, "start": proc_start_time(pid), "name": name})
+        self.save()
+
+    def add_server(self, name: str, address: str, user: str) -> None:
+        self.servers.append({"name": name, "address": address, "user": user})
         self.save()
 
     def owner_alive(self) -> bool:
@@ -235,6 +242,14 @@ def remove_namespaces(names: list[str]) -> list[tuple[int, str]]:
 
 def clean_run(reg: Registry) -> None:
     log.info("cleaning run %s (%s)", reg.run_id, reg.topology or "unknown topology")
+    for srv in reg.servers:  # the parts on other servers first (each has its registry)
+        from topologies.servers import ServerSpec, clean_remote
+
+        spec = ServerSpec(srv["name"], srv["address"], srv.get("user", "root"))
+        problem = clean_remote(spec, reg.run_id)
+        if problem:
+            log.warning("run %s: its part on server %s was not cleaned (%s); run "
+                        "'make clean' there", reg.run_id, spec, problem)
     procs = [p for p in reg.processes if alive(p["pid"], p.get("start"))]
     ended = end_processes([p["pid"] for p in procs])
     # with the namespaces of this run that the registry may have missed (crash mid-write)
@@ -263,11 +278,14 @@ def clean_run(reg: Registry) -> None:
         RUN_ROOT.rmdir()  # only if empty
 
 
-def clean(include_live: bool = False) -> list[str]:
-    """Clean every run left behind. Runs whose builder still lives are kept unless
-    include_live (then their builder is not signalled, only their resources go)."""
+def clean(include_live: bool = False, run_id: str | None = None) -> list[str]:
+    """Clean every run left behind (or only run ``run_id``). Runs whose builder still
+    lives are kept unless include_live (then their builder is not signalled, only
+    their resources go)."""
     cleaned = []
     for reg in list_runs():
+        if run_id is not None and reg.run_id != run_id:
+            continue
         if reg.owner_alive() and reg.owner_pid != os.getpid() and not include_live:
             log.warning("run %s is still in use by PID %d: not cleaned "
                         "(stop it, or use --force)", reg.run_id, reg.owner_pid)
@@ -285,9 +303,11 @@ def main() -> int:
                                 description="remove everything earlier dsfc runs left")
     p.add_argument("--force", action="store_true",
                    help="also clean runs whose builder is still running")
+    p.add_argument("--run", metavar="ID",
+                   help="only this run (a spread network's builder cleans each server so)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    cleaned = clean(include_live=args.force)
+    cleaned = clean(include_live=args.force, run_id=args.run)
     print(f"cleaned {len(cleaned)} run(s)" + (f": {', '.join(cleaned)}" if cleaned else ""))
     return 0
 

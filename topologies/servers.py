@@ -149,3 +149,36 @@ def close_master(server: ServerSpec) -> None:
         return
     subprocess.run(["ssh", *ssh_options(), "-O", "exit", server.destination],
                    capture_output=True, timeout=10, check=False)
+
+
+def clean_remote(server: ServerSpec, run_id: str, timeout: float = 120) -> str | None:
+    """Clean run ``run_id``'s part on ``server`` (its own registry there); None, or
+    what went wrong."""
+    try:
+        run(server, python_cmd("topologies.runstate", "--run", run_id, "--force"),
+            timeout=timeout)
+    except ServerError as exc:
+        return str(exc)
+    return None
+
+
+def push(server: ServerSpec, root: Path, relpaths: list[str], timeout: float = 60) -> None:
+    """Copy files or folders ``relpaths`` under ``root`` to the same paths on
+    ``server`` (tar over ssh; owners and modes kept)."""
+    if server.local or not relpaths:
+        return
+    tar = subprocess.Popen(["tar", "-C", str(root), "-cf", "-", "--", *relpaths],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    q = shlex.quote(str(root))
+    try:
+        proc = subprocess.run(command_argv(server, f"mkdir -p {q} && tar -C {q} -xpf -"),
+                              stdin=tar.stdout, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    finally:
+        if tar.stdout is not None:
+            tar.stdout.close()
+        tar_err = tar.communicate(timeout=timeout)[1]
+    if tar.returncode != 0 or proc.returncode != 0:
+        raise ServerError(f"server {server}: copying {', '.join(relpaths)} failed: "
+                          f"{tar_err.decode(errors='replace').strip()} "
+                          f"{(proc.stdout + proc.stderr).strip()}")
