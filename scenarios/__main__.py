@@ -44,11 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("--no-figures", action="store_true")
     chk = sub.add_parser("check", help="validate a scenario file and print its scaling")
     chk.add_argument("file", type=Path)
+    from scenarios.crosscheck import add_parser as add_crosscheck
     from scenarios.optimum import add_parser as add_optimum
     from scenarios.simulate.cli import add_parser as add_simulate
 
     add_optimum(sub)
     add_simulate(sub)
+    add_crosscheck(sub)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
                     raise
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
+        if args.cmd == "crosscheck":
+            from scenarios.crosscheck import cmd_crosscheck
+
+            return cmd_crosscheck(args)
         if args.cmd == "optimum":
             from scenarios.optimum import cmd_optimum
 

@@ -40,6 +40,13 @@ from topologies.servers import ServerSpec
 
 log = logging.getLogger(__name__)
 
+# on a server, before its part of a run: the bpffs (for the connectors' pins) and the
+# pin folder of the run
+PREPARE = ("grep -qs ' /sys/fs/bpf bpf ' /proc/mounts || mount -t bpf bpf /sys/fs/bpf; "
+           "mkdir -p {pins}")
+# not gathered from a server's run folder: its registry (this machine has its own),
+# files being written
+NOT_MIRRORED = ("registry.json", "*.tmp")
 VXLAN_PORT = 4789
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 

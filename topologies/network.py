@@ -44,9 +44,21 @@ from connector_p4 import bmv2_build, bmv2_target
 from dmano.policy import load_policy, shipped_policy
 from dmano.procutil import ProcessDiedError, terminate, wait_for_path
 from topologies import addressing as addr
-from topologies import capacity, cgroups, cluster, ctrlstats, faults, frr, health, servers, spawn
+from topologies import (
+    capacity,
+    cgroups,
+    cluster,
+    ctrlstats,
+    faults,
+    frr,
+    health,
+    rexec,
+    servers,
+    spawn,
+)
 from topologies import central as central_mod
 from topologies.health import tail as _tail
+from topologies.mirror import Mirror
 from topologies.nodeconf import vnf_stats_path, write_node_config
 from topologies.readiness import wait_converged
 from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new_run
@@ -194,6 +206,7 @@ class Network:
             n.name: spec for n in topo.nodes
             if (spec := topo.server_of(n.name)) is not None and not spec.local}
         self.remote: dict[str, cluster.RemoteRegistry] = {}
+        self.mirrors: dict[str, Mirror] = {}
 
     # -- life cycle --------------------------------------------------------------------
     def __enter__(self) -> Network:
@@ -229,7 +242,12 @@ class Network:
             pins.mkdir(parents=True)
             for spec in self.remote_servers():
                 self.registry.add_server(spec.name, spec.address, spec.user)
-                self.remote[spec.name] = cluster.remote_registry(spec, self.registry)
+                reg = self.remote[spec.name] = cluster.remote_registry(spec, self.registry)
+                reg.add_bpf_dir(pins)
+                servers.run(spec, cluster.PREPARE.format(pins=shlex.quote(str(pins))))
+                # what the processes there write (status, counters, logs) comes here
+                self.mirrors[spec.name] = Mirror.start(
+                    spec, self.run_folder, self.run_folder, excludes=cluster.NOT_MIRRORED)
             phases = Phases()
             with phases("namespaces and links"):
                 self._build()
@@ -314,7 +332,15 @@ class Network:
                     log.warning("mininet: stopping %s: %s", host.name, exc)
             self.net = None
         t2 = time.monotonic()
+        for mirror in self.mirrors.values():
+            mirror.stop()
+        self.mirrors.clear()
         clean_run(self.registry)
+        for spec in self.remote_servers():
+            servers.close_master(spec)
+        if self.placement:
+            with contextlib.suppress(OSError):
+                servers.CONTROL_DIR.rmdir()  # only if empty
         log.info("run %s stopped and cleaned in %.1f s (processes %.1f s, node shells "
                  "%.1f s, namespaces and daemons %.1f s)", self.registry.run_id,
                  time.monotonic() - t0, t1 - t0, t2 - t1, time.monotonic() - t2)
@@ -324,6 +350,16 @@ class Network:
         """Stop several processes started by start_process at once: SIGTERM to all, then
         wait for each (one grace period in all, not one per process), SIGKILL the rest."""
         procs = [(n, p) for n in names if (p := self.processes.pop(n, None)) is not None]
+        remote = [p for _, p in procs if isinstance(p, rexec.RemoteProcess)]
+        if remote:  # one round trip per server to signal, then to wait for, all of them
+            rexec.RemoteProcess.signal_many(remote, signal.SIGTERM)
+            rexec.RemoteProcess.wait_many(remote, grace_s)
+            left = [p for p in remote if p.returncode is None]
+            if left:
+                log.warning("%d process(es) on other servers did not stop within %.0f s "
+                            "of SIGTERM: killed", len(left), grace_s)
+                rexec.RemoteProcess.signal_many(left, signal.SIGKILL)
+            procs = [(n, p) for n, p in procs if not isinstance(p, rexec.RemoteProcess)]
         for _, proc in procs:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -595,6 +631,16 @@ class Network:
         # nsenter --net only: Mininet's node shells have their own mount namespace (a
         # private /sys without the bpffs pins); our processes keep the host's mounts
         netns = self.nodes[node].netns
+        spec = self.server_of_node(node)
+        if spec is not None:  # on another server: launched and watched there
+            if prefix:
+                raise BuildError(f"{name}: a CPU limit (cpu_limit) on a node of another "
+                                 f"server ({spec}) is not supported yet")
+            rproc = rexec.RemoteProcess.launch(spec, netns, args, logfile, self.run_folder)
+            self.processes[name] = rproc  # type: ignore[assignment]
+            self.logs[name] = logfile
+            self.remote[spec.name].add_process(rproc.pid, name, rproc.start)
+            return
         module = spawn.module_of(args)
         proc: subprocess.Popen | spawn.SpawnedProcess
         if module is not None and not prefix and spawn.enabled():
@@ -695,7 +741,13 @@ class Network:
         for port, ifname in self.connector_ports(node).items():
             args += ["--port", f"{port}={ifname}"]
         name, logfile = f"connector-{node}", sock.parent / "p4rt.log"
+        spec = self.placement.get(node)
+        if spec is not None:
+            obj = build()
+            servers.push(spec, obj.parent, [obj.name])  # the same object there
         self.start_process(name, f"c{node}", args, logfile)
+        if spec is not None:  # its socket, here at the same path (ssh forwards it)
+            servers.forward_socket(spec, sock, sock)
         if wait:
             self._wait_socket(name, sock, logfile, 20)
 
@@ -759,9 +811,22 @@ class Network:
     def start_dmano(self, node: str) -> None:
         path = write_node_config(self.topo, node, self.run_folder, self.policy,
                                  self._connector_conf(node))
+        spec = self.placement.get(node)
+        if spec is not None:  # its configuration and policy file there
+            self._push_policy(spec)
+            servers.push(spec, self.run_folder, [str(path.relative_to(self.run_folder))])
         self.start_process(f"dmano-{node}", f"r{node}",
                            [sys.executable, "-m", "dmano", "--config", str(path)],
                            self.run_folder / f"r{node}" / "dmano.log")
+        if spec is not None:  # its control socket (drain, dmano show) here too
+            sock = self.run_folder / f"r{node}" / "dmano.sock"
+            servers.forward_socket(spec, sock, sock)
+
+    def _push_policy(self, spec: ServerSpec) -> None:
+        """The policy file at the same path on ``spec`` (the checkout's own policies
+        are there already)."""
+        if not self.policy.resolve().is_relative_to(servers.REPO):
+            servers.write_file(spec, self.policy.resolve(), self.policy.read_text())
 
     def start_central(self) -> None:
         """The central orchestrator (topologies.central), inventory = every node's

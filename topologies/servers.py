@@ -60,7 +60,8 @@ def ssh_options() -> list[str]:
     """ssh options (before the destination) shared by every connection of dsfc."""
     opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
             "-o", "ControlMaster=auto", "-o", f"ControlPath={CONTROL_DIR}/%C",
-            "-o", "ControlPersist=60", "-o", "LogLevel=ERROR"]
+            "-o", "ControlPersist=60", "-o", "LogLevel=ERROR",
+            "-o", "StreamLocalBindUnlink=yes"]
     cfg = ssh_config()
     if cfg is not None:
         opts = ["-F", str(cfg), *opts]
@@ -181,4 +182,18 @@ def push(server: ServerSpec, root: Path, relpaths: list[str], timeout: float = 6
     if tar.returncode != 0 or proc.returncode != 0:
         raise ServerError(f"server {server}: copying {', '.join(relpaths)} failed: "
                           f"{tar_err.decode(errors='replace').strip()} "
+                          f"{(proc.stdout + proc.stderr).strip()}")
+
+
+def forward_socket(server: ServerSpec, local: Path, remote: Path) -> None:
+    """Make unix socket ``remote`` on ``server`` reachable at ``local`` here, through
+    the master connection (it ends with it)."""
+    if server.local:
+        return
+    local.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["ssh", *ssh_options(), "-O", "forward", "-L",
+                           f"{local}:{remote}", server.destination],
+                          capture_output=True, text=True, timeout=15, check=False)
+    if proc.returncode != 0:
+        raise ServerError(f"server {server}: forwarding {remote}: "
                           f"{(proc.stdout + proc.stderr).strip()}")
