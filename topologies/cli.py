@@ -38,6 +38,12 @@ def summary(topo: Topology) -> str:
     for lk in topo.links:
         la = addr.link_addressing(lk)
         lines.append(f"  link {lk.a}-{lk.b} cost {lk.cost}: {la.subnet}")
+    for s in topo.servers:
+        held = [n.name for n in topo.nodes if topo.placement[n.name] == s.name]
+        lines.append(f"  server {s}: nodes {', '.join(held) or 'none'}")
+    if topo.servers:
+        cut = ", ".join(f"{lk.a}-{lk.b}" for lk in topo.cut_links())
+        lines.append(f"  links between servers: {cut or 'none'}")
     return "\n".join(lines)
 
 
