@@ -176,11 +176,12 @@ def check_server(topo: Topology, server: ServerSpec, local_version: str,
                 "ssh", False, f"cannot connect to {server.destination}: "
                               f"{_last_line(proc.stderr or proc.stdout)}"))
             return report
-        if proc.returncode != 0 and server.user != "root":
+        if proc.returncode != 0 and server.user != "root":  # 'sudo -n sh -c' failed
             report.checks.append(CheckResult(
-                "sudo", False, f"{server.user} cannot run commands as root there without "
-                               f"a password ({_last_line(output)}); dsfc runs everything "
-                               "there as root: add a NOPASSWD sudoers rule or use user root"))
+                "sudo", False, f"{server.user} cannot run commands as root there with "
+                               f"'sudo -n' ({_last_line(output)}); dsfc runs everything "
+                               "there as root: install sudo and add a NOPASSWD sudoers "
+                               "rule, or use user root"))
             return report
         report.checks.append(CheckResult("ssh", True, f"{server.destination} (BatchMode)"))
     results = parse_probe_output(proc.stdout or "", probe_list)

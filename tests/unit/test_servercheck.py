@@ -159,8 +159,8 @@ def test_sudo_password_needed_for_a_non_root_user():
     msg = "sudo: a password is required"
     [r] = check_servers(t, runner=FakeRunner(t, special={"s3": proc("", msg, 1)}))
     assert len(r.problems) == 1
-    assert r.problems[0].startswith(f"sudo: dsfc cannot run commands as root there without "
-                                    f"a password ({msg})")
+    assert r.problems[0].startswith(f"sudo: dsfc cannot run commands as root there with "
+                                    f"'sudo -n' ({msg}); dsfc runs everything there as root")
 
 
 def test_version_mismatch_reports_both_lines():
