@@ -38,6 +38,12 @@ def summary(topo: Topology) -> str:
     for lk in topo.links:
         la = addr.link_addressing(lk)
         lines.append(f"  link {lk.a}-{lk.b} cost {lk.cost}: {la.subnet}")
+    for s in topo.servers:
+        held = [n.name for n in topo.nodes if topo.placement[n.name] == s.name]
+        lines.append(f"  server {s}: nodes {', '.join(held) or 'none'}")
+    if topo.servers:
+        cut = ", ".join(f"{lk.a}-{lk.b}" for lk in topo.cut_links())
+        lines.append(f"  links between servers: {cut or 'none'}")
     return "\n".join(lines)
 
 
@@ -252,6 +258,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_version(args: argparse.Namespace) -> int:
+    from topologies.version import version_line
+
+    print(version_line())
+    return 0
+
+
+def cmd_servers_check(args: argparse.Namespace) -> int:
+    """Check every server of a topology (this machine alone if it names none)."""
+    from topologies.servercheck import check_servers, format_reports
+
+    topo = load_topology(args.file)
+    if not topo.servers:
+        print(f"{topo.path} names no servers: checking this machine only")
+    reports = check_servers(topo)
+    print(format_reports(reports))
+    return 0 if all(r.ok for r in reports) else 1
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """Write a topology file (and with --scenario-out a scenario file) from a real network;
     a bad input is an error before anything is written."""
@@ -453,6 +478,20 @@ def parser() -> argparse.ArgumentParser:
     ck.add_argument("file", type=Path)
     ck.set_defaults(func=cmd_check)
     _import_parser(sub)
+    sub.add_parser("version", help="print 'dsfc VERSION TREE-HASH' (the hash of the source "
+                                   "files: equal on servers running the same code)"
+                   ).set_defaults(func=cmd_version)
+    sv = sub.add_parser("servers", help="the servers a topology is spread over")
+    svsub = sv.add_subparsers(dest="servers_cmd", required=True)
+    sc = svsub.add_parser(
+        "check", help="check that every server of a topology can run its nodes",
+        description="For each server of the topology (this machine alone if it names "
+                    "none): ssh without a password (remote ones), sudo, mnexec, FRR, the "
+                    "connector's tools, iproute2, nftables, ethtool, this interpreter and "
+                    "checkout at the same path and the same 'version' line. Exit 0 when "
+                    "all are ready, 1 when one is not, 2 for a bad file.")
+    sc.add_argument("file", type=Path)
+    sc.set_defaults(func=cmd_servers_check)
     return p
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from dmano.yamlconf import ConfigError, Fields, load_yaml
+from topologies import placement as placing
+from topologies.servers import ServerSpec
 from vnf.dpi import parse_dpi_rule
 from vnf.services import parse_rule
 from vnf.usermodule import check_source
@@ -31,6 +33,11 @@ MAX_NODES = 250  # the address plan's 10.N.0.0/24 per node (topologies/addressin
 # plan beyond MAX_NODES (it numbers larger networks in 100.64.0.0/10 itself): it alone
 # reads topologies with up to this many nodes (load_topology(..., max_nodes=SIM_MAX_NODES)).
 SIM_MAX_NODES = 1 << 20
+# servers: a host name or IPv4 address (ssh's destination) and a login name
+ADDRESS_PATTERN = r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+ADDRESS_HINT = "a host name or IPv4 address like 10.99.0.2 (the user goes in 'user')"
+USER_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]{0,31}"
+USER_HINT = "a login name of 1-32 letters, digits, '_', '.' or '-'"
 
 
 @dataclass(frozen=True)
@@ -140,9 +147,28 @@ class Topology:
     connector: str = "ebpf"
     link_mtu: int = 1600
     ospf: OspfTimers = field(default_factory=OspfTimers)
+    servers: tuple[ServerSpec, ...] = ()  # the machines it is spread over; () = this one
+    # node name -> server name, every node when servers are given, else empty
+    placement: dict[str, str] = field(default_factory=dict, hash=False)
 
     def node(self, name: str) -> NodeSpec:
         return next(n for n in self.nodes if n.name == name)
+
+    def server_of(self, node: str) -> ServerSpec | None:
+        """The server holding ``node`` (None when the topology names no servers)."""
+        if not self.servers:
+            return None
+        name = self.placement[node]
+        return next(s for s in self.servers if s.name == name)
+
+    @property
+    def spread(self) -> bool:
+        """True when the nodes are on more than one server."""
+        return len(set(self.placement.values())) > 1
+
+    def cut_links(self) -> list[LinkSpec]:
+        """The links between nodes on different servers (tunnels between servers)."""
+        return placing.cut_links(self.links, self.placement) if self.servers else []
 
     def service(self, name: str) -> ServiceSpec:
         return next(s for s in self.services if s.name == name)
@@ -198,11 +224,14 @@ def parse_topology(data: object, path: Path, max_nodes: int = MAX_NODES) -> Topo
         _check_reclassify(top, services, chains)
         classifier = top.items(
             "classifier", lambda f: _rule(f, node_names, spis), default=[])
+        servers = _servers(top)
+        placement = _placement(top, servers, nodes, links)
     topo = Topology(
         name=name, path=path, nodes=tuple(nodes), links=tuple(links),
         services=tuple(services), instances=tuple(instances), hosts=tuple(hosts),
         chains=tuple(chains), classifier=tuple(classifier), description=description,
-        connector=connector, link_mtu=link_mtu, ospf=ospf,
+        connector=connector, link_mtu=link_mtu, ospf=ospf, servers=tuple(servers),
+        placement=placement,
     )
     _check_global_names(topo)
     _check_connected(topo)
@@ -244,6 +273,72 @@ def _bfd(ospf: Fields) -> Bfd | None:
         # FRR's bfdd accepts intervals of 10..60000 ms and a multiplier of 2..255
         return Bfd(interval_ms=f.int("interval_ms", default=100, lo=10, hi=60000),
                    multiplier=f.int("multiplier", default=3, lo=2, hi=255))
+
+
+def _server(f: Fields) -> ServerSpec:
+    return ServerSpec(
+        name=f.str("name", pattern=NAME_PATTERN, hint=NAME_HINT),
+        address=f.str("address", pattern=ADDRESS_PATTERN, hint=ADDRESS_HINT),
+        user=f.str("user", default="root", pattern=USER_PATTERN, hint=USER_HINT),
+    )
+
+
+def _servers(top: Fields) -> list[ServerSpec]:
+    """``servers``: unique names and addresses, at most one of them this machine."""
+    servers = top.items("servers", _server, default=[], min_len=1)
+    top.unique("servers", [s.name for s in servers], item_field="name")
+    top.unique("servers", [s.address.lower() for s in servers], what="address",
+               item_field="address")
+    local = [i for i, s in enumerate(servers) if s.local]
+    if len(local) > 1:
+        i = local[1]
+        raise ConfigError(top.path, top.item_line("servers", i), f"servers[{i}].address",
+                          f"servers[{local[0]}] is already this machine "
+                          f"({servers[local[0]].address}); at most one server may be "
+                          "localhost or 127.0.0.1")
+    return servers
+
+
+def _placement(top: Fields, servers: list[ServerSpec], nodes: list[NodeSpec],
+               links: list[LinkSpec]) -> dict[str, str]:
+    """``placement``: ``{rule: min-cut|round-robin, seed: N}`` (default min-cut, seed 1)
+    or ``{nodes: {NODE: SERVER}}`` (the nodes not listed go to the first server)."""
+    data = top.mapping("placement", default=None)
+    if not servers:
+        if data is not None:
+            raise top.error("placement", "placement needs a 'servers' list (without one "
+                                         "every node runs on this machine)")
+        return {}
+    names = [n.name for n in nodes]
+    server_names = [s.name for s in servers]
+    if data is None:
+        return placing.place(names, links, server_names)
+    with Fields(data, top.path, "placement", top.line_of("placement")) as f:
+        explicit = f.mapping("nodes", default=None)
+        rule = f.raw("rule", default=None)
+        seed = f.int("seed", default=None, lo=0, hi=2**32 - 1)
+        if explicit is not None:
+            for key, value in (("rule", rule), ("seed", seed)):
+                if value is not None:
+                    raise f.error(key, f"give either nodes (explicit placement) or a "
+                                       f"rule, not both ({key} with nodes)")
+            return _explicit(f, explicit, names, server_names)
+        rule = f.choice("rule", placing.RULES, default=placing.DEFAULT_RULE)
+    return placing.place(names, links, server_names, rule,
+                         placing.DEFAULT_SEED if seed is None else seed)
+
+
+def _explicit(placement: Fields, data: dict[Any, Any], nodes: list[str],
+              servers: list[str]) -> dict[str, str]:
+    where = {n: servers[0] for n in nodes}
+    with Fields(data, placement.path, placement.field("nodes"),
+                placement.line_of("nodes")) as f:
+        for key in data:
+            if key not in where:
+                raise f.error(str(key), f"unknown node {key!r} (known: "
+                                        f"{', '.join(sorted(nodes))})")
+            where[key] = f.ref(key, servers, "server")
+    return where
 
 
 def _node(f: Fields) -> NodeSpec:
@@ -451,13 +546,15 @@ def _check_global_names(topo: Topology) -> None:
     for n in topo.nodes:
         taken[f"r{n.name}"] = f"router of node {n.name}"
         taken[f"c{n.name}"] = f"connector of node {n.name}"
-    for kind, items in (("instances", topo.instances), ("hosts", topo.hosts)):
-        for i, item in enumerate(items):
-            if item.name in taken:
+    named: tuple[tuple[str, list[str]], ...] = (
+        ("instances", [i.name for i in topo.instances]), ("hosts", [h.name for h in topo.hosts]))
+    for kind, names in named:
+        for i, name in enumerate(names):
+            if name in taken:
                 raise ConfigError(topo.path, None, f"{kind}[{i}].name",
-                                  f"{item.name!r} clashes with the {taken[item.name]}; "
+                                  f"{name!r} clashes with the {taken[name]}; "
                                   "pick another name")
-            taken[item.name] = f"{kind[:-1]} {item.name}"
+            taken[name] = f"{kind[:-1]} {name}"
 
 
 def _check_connected(topo: Topology) -> None:
