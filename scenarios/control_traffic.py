@@ -34,6 +34,7 @@ from typing import Any
 
 from scenarios.outputs import CONTROL_COLUMNS, CsvWriter
 from topologies import ctrlstats
+from topologies.servers import ServerSpec
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +85,14 @@ class ControlSampler:
     """One row of ``control.csv`` per call (see the module docstring).
 
     ``routers``: node -> router namespace name; ``dmano_status``: node -> status file
-    (distributed mode); ``central_status``: the orchestrator's status file (central)."""
+    (distributed mode); ``central_status``: the orchestrator's status file (central);
+    ``servers``: node -> its server for nodes on another server (spread networks)."""
 
     def __init__(self, routers: Mapping[str, str], dmano_status: Mapping[str, Path],
-                 central_status: Path | None) -> None:
+                 central_status: Path | None,
+                 servers: Mapping[str, ServerSpec] | None = None) -> None:
         self.routers = dict(routers)
+        self.servers = dict(servers or {})  # node -> its server, if not this machine
         self.dmano_status = dict(dmano_status)
         self.central_status = central_status
         self.acc = Accumulator()
@@ -96,7 +100,7 @@ class ControlSampler:
     def sample(self, t_s: float) -> dict[str, float]:
         a = self.acc
         for node, netns in self.routers.items():
-            tx = ctrlstats.read_router(netns)
+            tx = ctrlstats.read_router(netns, server=self.servers.get(node))
             if tx is not None:
                 a.add(node, "ospf_packets", tx.packets)
                 a.add(node, "ospf_bytes", tx.bytes)

@@ -169,6 +169,8 @@ class Run:
         self.t0 = time.monotonic() + LEAD_S
         epoch = int(self.t0 * 1e9)
         self.epoch_ns = epoch
+        if any(net.server_of_node(h.name) for h in topo.hosts):
+            net.gather(self.folder)  # the results of traffic tools on other servers
         dests = {c.destination for c in self.s.traffic}
         for dst in sorted(dests):
             ports = sorted({c.dst_port for c in self.s.traffic if c.destination == dst})
@@ -190,6 +192,8 @@ class Run:
                 for f in flows if self.s.traffic_class(f.traffic).source == src]}
             plan_path = self.folder / f"plan-{src}.json"
             write_text_atomic(plan_path, json.dumps(plan))
+            if net.server_of_node(src):
+                net.publish(plan_path)
             args = [sys.executable, "-m", "scenarios.traffic", "gen", "--plan", str(plan_path),
                     "--epoch-ns", str(epoch), "--quiet",
                     "--interval", str(self.s.wall(self.s.measure.sample_period_s)),
@@ -219,6 +223,7 @@ class Run:
         assert net is not None
         for name in list(self.tools):  # generators first, then sinks: SIGTERM writes results
             net.stop_process(name, signal.SIGTERM, timeout=30)
+        net.sync()  # their results (and every log) from the other servers, if any
 
     # -- timeline ----------------------------------------------------------------------
     def _play(self) -> None:
@@ -286,7 +291,8 @@ class Run:
         sampler = ControlSampler(
             {n: net.nodes[f"r{n}"].netns for n in nodes},
             {} if central else {n: net.status_path(n) for n in nodes},
-            central_mod.status_file(net.run_folder) if central else None)
+            central_mod.status_file(net.run_folder) if central else None,
+            net.placement)
         return ControlRecorder(
             sampler, self.folder / CONTROL_FILE,
             lambda mono: self.s.scenario_time(mono - self.t0),
@@ -357,6 +363,7 @@ class Run:
         elif a == "set_policy_param":
             assert ev.policy is not None
             self._write_policy(self.s.wall_policy(ev.policy), self.folder / "policy.yaml")
+            net.publish(self.folder / "policy.yaml")  # to the D-MANOs of other servers
             for name, proc in net.processes.items():
                 if (name.startswith("dmano-") or name == central_mod.PROCESS) \
                         and proc.poll() is None:

@@ -223,7 +223,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def find_router(node: str, run_id: str | None = None) -> RouterPaths:
+def find_run(run_id: str | None = None) -> runstate.Registry:
     runs = [r for r in runstate.list_runs() if run_id in (None, r.run_id)]
     live = [r for r in runs if r.owner_alive()] or runs
     if not live:
@@ -231,16 +231,28 @@ def find_router(node: str, run_id: str | None = None) -> RouterPaths:
     if len(live) > 1:
         ids = ", ".join(r.run_id for r in live)
         raise SystemExit(f"several runs are up ({ids}): choose one with --run")
-    name = node if node.startswith("r") and (live[0].folder / node).is_dir() else f"r{node}"
-    folder = live[0].folder / name
+    return live[0]
+
+
+def find_router(node: str, run_id: str | None = None) -> RouterPaths:
+    run = find_run(run_id)
+    name = node if node.startswith("r") and (run.folder / node).is_dir() else f"r{node}"
+    folder = run.folder / name
     if not folder.is_dir():
-        raise SystemExit(f"no router {name} in run {live[0].run_id}")
+        raise SystemExit(f"no router {name} in run {run.run_id}")
     return RouterPaths(folder)
 
 
 def cmd_vtysh(args: argparse.Namespace) -> int:
     paths = find_router(args.node, args.run)
     argv = paths.vtysh_args(*args.command)
+    server = find_run(args.run).server_of(paths.folder.name[1:])
+    if server is not None:  # a router on another server: its vtysh there
+        from topologies import servers
+
+        spec = servers.ServerSpec(server["name"], server["address"], server.get("user", "root"))
+        ssh = servers.ssh_argv(spec)
+        os.execvp("ssh", [*ssh[:-1], "-t", ssh[-1], shlex.join(argv)])
     os.execv(argv[0], argv)
     return 1  # not reached
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import subprocess
 from dataclasses import dataclass
+
+from topologies import servers
+from topologies.servers import ServerSpec
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +70,20 @@ def parse_counters(text: str) -> OspfTx:
     return OspfTx(p, b, lp, lb)
 
 
-def read_router(netns: str, timeout: float = 5.0) -> OspfTx | None:
+def read_router(netns: str, timeout: float = 5.0,
+                server: ServerSpec | None = None) -> OspfTx | None:
     """The counters of one router namespace (None if they cannot be read: the router's
-    namespace is gone or its table was not written by this version)."""
+    namespace is gone or its table was not written by this version); ``server``: the
+    router is on that server (spread networks)."""
+    argv = ["nsenter", f"--net=/run/netns/{netns}", "nft", "-j", "list", "counters",
+            "table", "inet", "dsfc"]
     try:
-        out = subprocess.run(["nsenter", f"--net=/run/netns/{netns}", "nft", "-j", "list",
-                              "counters", "table", "inet", "dsfc"], capture_output=True,
-                             text=True, timeout=timeout, check=True).stdout
+        if server is not None:
+            out = servers.run(server, shlex.join(argv), timeout=timeout).stdout
+        else:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                                 check=True).stdout
         return parse_counters(out)
-    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+    except (OSError, subprocess.SubprocessError, ValueError, servers.ServerError) as exc:
         log.debug("reading the OSPF counters of %s: %s", netns, exc)
         return None

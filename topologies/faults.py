@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from topologies import health
+from topologies import health, servers
 from topologies.runstate import alive, proc_start_time
 
 if TYPE_CHECKING:
     from topologies.network import Network
+    from topologies.servers import ServerSpec
 
 DAEMONS = ("dmano", "ospfd", "bfdd", "connector")
 CONTROL_TIMEOUT_S = 10.0
@@ -50,6 +53,10 @@ def kill_frr_daemon(net: Network, node: str, daemon: str, sig: int = signal.SIGK
     """Signal one FRR daemon of a router by its PID and wait until it is gone (a zombie
     counts as gone: PID 1 reaps daemonized processes slowly)."""
     paths = net.routers[node].paths
+    server = net.routers[node].server
+    if server is not None:  # a router on another server: the same, there
+        _kill_remote_frr_daemon(server, node, daemon, paths.pidfile(daemon), sig, timeout)
+        return
     try:
         pid = int(paths.pidfile(daemon).read_text().strip())
     except (OSError, ValueError) as exc:
@@ -64,6 +71,23 @@ def kill_frr_daemon(net: Network, node: str, daemon: str, sig: int = signal.SIGK
         raise FaultError(f"r{node}: {daemon} (PID {pid}) still runs {timeout:g} s after "
                          f"signal {sig}")
     paths.pidfile(daemon).unlink(missing_ok=True)
+
+
+def _kill_remote_frr_daemon(server: ServerSpec, node: str, daemon: str, pidfile: Path,
+                            sig: int, timeout: float) -> None:
+    """kill_frr_daemon for a router on another server (one command there)."""
+    q = shlex.quote(str(pidfile))
+    script = (f"pid=$(cat {q} 2>/dev/null) && [ -n \"$pid\" ] || exit 3; "
+              f"kill -{int(sig)} $pid 2>/dev/null; end=$(( $(date +%s) + {int(timeout)} )); "
+              "while [ -e /proc/$pid ] && ! grep -q '^State:.*Z' /proc/$pid/status "
+              "2>/dev/null; do [ $(date +%s) -lt $end ] || exit 4; sleep 0.01; done; "
+              f"rm -f {q}")
+    proc = servers.run(server, script, timeout=timeout + 10, check=False)
+    if proc.returncode == 3:
+        raise FaultError(f"r{node}: {daemon} is not running (no pid file on {server})")
+    if proc.returncode != 0:
+        raise FaultError(f"r{node}: {daemon} on {server} still runs {timeout:g} s after "
+                         f"signal {sig} {proc.stderr.strip()}")
 
 
 def fail_daemon(net: Network, node: str, daemon: str) -> None:

@@ -224,6 +224,13 @@ class Network:
     def start(self, converge_timeout: float | None = None,
               ready_timeout: float = health.DEFAULT_TIMEOUT_S) -> None:
         check_host()
+        if self.placement:  # every server reachable and ready, before anything exists
+            from topologies.servercheck import check_servers, problems_text
+
+            problems = problems_text(check_servers(self.topo))
+            if problems:
+                raise BuildError(f"{self.topo.path}: a server is not ready (python -m "
+                                 f"topologies servers check):\n{problems}")
         if self.memory_check:
             try:
                 capacity.check_memory(self.topo)
@@ -241,7 +248,8 @@ class Network:
             self.registry.add_bpf_dir(pins)
             pins.mkdir(parents=True)
             for spec in self.remote_servers():
-                self.registry.add_server(spec.name, spec.address, spec.user)
+                self.registry.add_server(spec.name, spec.address, spec.user,
+                                         [n for n, s in self.placement.items() if s == spec])
                 reg = self.remote[spec.name] = cluster.remote_registry(spec, self.registry)
                 reg.add_bpf_dir(pins)
                 servers.run(spec, cluster.PREPARE.format(pins=shlex.quote(str(pins))))
@@ -275,6 +283,32 @@ class Network:
         except BaseException:
             self.stop()
             raise
+
+    # -- spread networks: files to and from the other servers ---------------------------
+    def publish(self, path: Path) -> None:
+        """Copy file ``path`` to the same path on every other server (a file the
+        processes there read: a policy, a traffic plan)."""
+        text = path.read_text()
+        for spec in self.remote_servers():
+            servers.write_file(spec, path.resolve(), text)
+
+    def gather(self, folder: Path) -> None:
+        """Mirror ``folder`` of every other server here from now until stop (what the
+        processes there write into it: traffic tools' results)."""
+        for spec in self.remote_servers():
+            key = f"{spec.name}:{folder}"
+            if key not in self.mirrors:
+                servers.run(spec, f"mkdir -p {shlex.quote(str(folder))}")
+                self.mirrors[key] = Mirror.start(spec, folder, folder,
+                                                 excludes=cluster.NOT_MIRRORED)
+
+    def sync(self, timeout: float = 10) -> None:
+        """Until everything the other servers wrote so far is here (a no-op on one
+        machine); a warning names a server that does not answer."""
+        for key, mirror in self.mirrors.items():
+            if not mirror.wait_synced(timeout):
+                log.warning("files from %s are not complete here (its mirror: %s)",
+                            key, mirror.stats.last_error or "no answer")
 
     def remote_servers(self) -> list[ServerSpec]:
         """The other servers with a part of this network (none on one machine)."""
@@ -332,6 +366,7 @@ class Network:
                     log.warning("mininet: stopping %s: %s", host.name, exc)
             self.net = None
         t2 = time.monotonic()
+        self.sync(5)  # the last status files, counters and logs
         for mirror in self.mirrors.values():
             mirror.stop()
         self.mirrors.clear()
@@ -543,7 +578,10 @@ class Network:
 
     def _start_daemon(self, handle: RouterHandle, daemon: str) -> None:
         self._launch_daemon(handle, daemon)
-        self._await_daemon(handle, daemon, 10)
+        if handle.server is not None:
+            self._await_remote_daemons(handle.server, [handle], daemon, 10)
+        else:
+            self._await_daemon(handle, daemon, 10)
 
     @staticmethod
     def _launch_daemon(handle: RouterHandle, daemon: str) -> None:
@@ -826,7 +864,7 @@ class Network:
         """The policy file at the same path on ``spec`` (the checkout's own policies
         are there already)."""
         if not self.policy.resolve().is_relative_to(servers.REPO):
-            servers.write_file(spec, self.policy.resolve(), self.policy.read_text())
+            self.publish(self.policy)
 
     def start_central(self) -> None:
         """The central orchestrator (topologies.central), inventory = every node's

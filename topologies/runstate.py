@@ -133,9 +133,15 @@ class Registry:
         self.processes.append({"pid": pid, "start": proc_start_time(pid), "name": name})
         self.save()
 
-    def add_server(self, name: str, address: str, user: str) -> None:
-        self.servers.append({"name": name, "address": address, "user": user})
+    def add_server(self, name: str, address: str, user: str,
+                   nodes: list[str] | None = None) -> None:
+        self.servers.append({"name": name, "address": address, "user": user,
+                             "nodes": list(nodes or [])})
         self.save()
+
+    def server_of(self, node: str) -> dict | None:
+        """The other server (its entry) that holds NFV node ``node``, if any."""
+        return next((s for s in self.servers if node in s.get("nodes", [])), None)
 
     def owner_alive(self) -> bool:
         return bool(self.owner_pid) and alive(self.owner_pid, self.owner_start)
