@@ -103,9 +103,11 @@ def _client_config(srv: EmuServer) -> str:
         "  StrictHostKeyChecking yes", "  LogLevel ERROR", ""])
 
 
-def start(name: str, index: int = 1, timeout: float = 10) -> EmuServer:
+def start(name: str, index: int = 1, timeout: float = 10,
+          hide: tuple[str, ...] = ()) -> EmuServer:
     """Create the emulated server ``name`` (10.99.<index>.2); EmuServerError if it
-    cannot (everything made so far is removed again)."""
+    cannot (everything made so far is removed again). ``hide``: programs (``sudo``)
+    that the server lacks (an empty, non-executable file over each, there only)."""
     if os.geteuid() != 0:
         raise EmuServerError("emulating a server needs root")
     if not SSHD.exists():
@@ -139,7 +141,16 @@ def start(name: str, index: int = 1, timeout: float = 10) -> EmuServer:
         # sshd in a private mount namespace with its own dsfc state folders
         # (a fresh /run, not tmpfs mounts on /run/dsfc and /run/netns: this machine
         # removing its own empty /run/dsfc would detach a mount there)
-        script = (f"mount -t tmpfs -o mode=755 dsfc-emu /run && mkdir -p {PRIVSEP_DIR} "
+        hidden = ""
+        if hide:
+            (f / "hidden").write_text("")
+            (f / "hidden").chmod(0o644)
+        for prog in hide:
+            path = shutil.which(prog)
+            if path is None:
+                raise EmuServerError(f"cannot hide {prog}: not on this machine's PATH")
+            hidden += f"mount --bind {f / 'hidden'} {Path(path).resolve()} && "
+        script = (f"{hidden}mount -t tmpfs -o mode=755 dsfc-emu /run && mkdir -p {PRIVSEP_DIR} "
                   f"{RUN_ROOT} {NETNS_DIR} && mount -t bpf bpf /sys/fs/bpf && "
                   f"exec {SSHD} -D -f {f / 'sshd_config'} -E {f / 'sshd.log'}")
         with open(f / "sshd.out", "ab") as out:
@@ -219,13 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("start", help="create an emulated server")
     st.add_argument("name")
     st.add_argument("--index", type=int, default=1, help="its address is 10.99.INDEX.2")
+    st.add_argument("--hide", action="append", default=[], metavar="PROGRAM",
+                    help="a program the server lacks (to try 'servers check')")
     sp = sub.add_parser("stop", help="remove an emulated server")
     sp.add_argument("name")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         if args.cmd == "start":
-            srv = start(args.name, args.index)
+            srv = start(args.name, args.index, hide=tuple(args.hide))
             print(f"server {srv.name}: address {srv.address}; export "
                   f"DSFC_SSH_CONFIG={srv.ssh_config}")
         elif not stop(args.name):

@@ -122,16 +122,22 @@ def probes(topo: Topology, server: ServerSpec) -> list[Probe]:
     return out
 
 
+def _executable(test: tuple[str, ...]) -> tuple[str, ...]:
+    return ("onpath", *test[2:]) if test[:2] == ("command", "-v") else test
+
+
 def probe_script(probe_list: Sequence[Probe]) -> str:
     """A POSIX shell script printing ``NAME=ok WHERE`` or ``NAME=missing`` per probe."""
     lines = [
         'found() { for f in "$@"; do if [ -x "$f" ]; then echo "$f"; return 0; fi; done; '
         "return 1; }",
         'exists() { if [ -f "$1" ]; then echo "$1"; else return 1; fi; }',
+        # command -v alone also names a file that is not executable (dash)
+        'onpath() { p=$(command -v "$1") && [ -x "$p" ] && echo "$p"; }',
         'check() { n=$1; shift; if r=$("$@" 2>/dev/null); then echo "$n=ok $r"; '
         'else echo "$n=missing"; fi; }',
     ]
-    lines += [f"check {p.name} {shlex.join(p.test)}" for p in probe_list]
+    lines += [f"check {p.name} {shlex.join(_executable(p.test))}" for p in probe_list]
     lines.append("exit 0")
     return "\n".join(lines) + "\n"
 
