@@ -7,7 +7,7 @@ import logging
 import sys
 
 BENCHMARKS = ["topology_bringup", "dmano_propagation", "failure_avoidance", "central_reaction",
-              "connector_pps",
+              "cluster", "connector_pps",
               "vnf_fastpath",
               "traffic_gen"]
 

@@ -25,11 +25,13 @@ by ``python -m topologies.runstate --run ID`` on that server.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import shlex
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mininet.examples.cluster import RemoteLink, RemoteMixin
@@ -108,6 +110,9 @@ def make_remote_node_class(base: type) -> type:
 
         def rpopen(self, *cmd: Any, **opts: Any) -> Any:
             opts.setdefault("encoding", "utf-8")  # Cluster Edition's rcmd adds str
+            if cmd and isinstance(cmd[0], list) and cmd[0][:1] == ["ssh"]:
+                # the ssh of its tunnel link: with our options (DSFC_SSH_CONFIG, ...)
+                cmd = (["ssh", *servers.ssh_options(), *cmd[0][1:]], *cmd[1:])
             return super().rpopen(*cmd, **opts)
 
     return RemoteNsNode
@@ -179,4 +184,37 @@ class VxlanTunnelLink(RemoteLink):
 
     def stop(self) -> None:
         """The tunnel ends go with the routers' namespaces."""
+        self.tunnel = None
+
+
+class SshTunnelLink(RemoteLink):
+    """Cluster Edition's own tunnel between two servers: a tap device at each end joined
+    by ``ssh -w`` (Ethernet over the ssh connection; ``PermitTunnel yes`` on the far
+    server). Slower than VXLAN, but it needs nothing but ssh between the servers.
+
+    Its tap is always ``tap9``: tunnels are made one at a time on this machine (a lock
+    file), and both ends get the topology's link MTU after the rename. The ssh process
+    runs here (or on the first server); the builder records it for the cleanup."""
+
+    LOCK = Path("/run/dsfc-ssh/tap9.lock")
+
+    def __init__(self, node1: Any, node2: Any, mtu: int = 1600, **kwargs: Any):
+        self.mtu = mtu
+        super().__init__(node1, node2, **kwargs)
+
+    def makeTunnel(self, node1: Any, node2: Any, intfname1: str,  # noqa: N802
+                   intfname2: str, addr1: str | None = None,
+                   addr2: str | None = None) -> Any:
+        self.LOCK.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self.LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            tunnel = super().makeTunnel(node1, node2, intfname1, intfname2, addr1, addr2)
+        for node, intf in ((node1, intfname1), (node2, intfname2)):
+            out = node.cmd(f"ip link set {intf} mtu {self.mtu}")
+            if out.strip():
+                raise RuntimeError(f"{node.name}: MTU of {intf}: {out.strip()}")
+        return tunnel
+
+    def stop(self) -> None:
+        """The tunnel's ssh ends with the run (by PID); its taps with the namespaces."""
         self.tunnel = None

@@ -147,6 +147,7 @@ class NsNode(Node):
 
 
 RemoteNsNode = cluster.make_remote_node_class(NsNode)
+LOCAL_SERVER = ServerSpec("local", "localhost")
 
 
 @dataclass
@@ -417,10 +418,17 @@ class Network:
         self.net = net
         topo = self.topo
 
+        # Cluster Edition's ssh links need Cluster Edition nodes at both ends: with
+        # tunnel: ssh, the nodes of this machine are such nodes too (server localhost)
+        ce_local = bool(self.placement) and topo.tunnel == "ssh"
+
         def add(name: str, home: str) -> Any:
             self._home[name] = home
             spec = self.placement.get(home)
-            if spec is None:
+            if spec is None and ce_local:
+                node = net.addHost(name, cls=RemoteNsNode, registry=self.registry,
+                                   spec=LOCAL_SERVER, ip=None)
+            elif spec is None:
                 node = net.addHost(name, cls=NsNode, registry=self.registry, ip=None)
             else:  # Cluster Edition's remote node: its shell runs on that server
                 node = net.addHost(name, cls=RemoteNsNode, registry=self.remote[spec.name],
@@ -442,6 +450,13 @@ class Network:
         vni_base = (int(self.registry.run_id[-4:], 16) & 0xFFF) << 12  # unique per run
         for lk in topo.links:
             sa, sb = self.placement.get(lk.a), self.placement.get(lk.b)
+            if sa != sb and topo.tunnel == "ssh":  # Cluster Edition's ssh tunnel
+                link_ = net.addLink(self.nodes[f"r{lk.a}"], self.nodes[f"r{lk.b}"],
+                                    intfName1=frr.router_iface(lk.b),
+                                    intfName2=frr.router_iface(lk.a),
+                                    cls=cluster.SshTunnelLink, mtu=topo.link_mtu)
+                self.registry.add_process(link_.tunnel.pid, f"tunnel-{lk.a}-{lk.b}")
+                continue
             if sa != sb:  # a router link between two servers: a VXLAN tunnel
                 net.addLink(self.nodes[f"r{lk.a}"], self.nodes[f"r{lk.b}"],
                             intfName1=frr.router_iface(lk.b), intfName2=frr.router_iface(lk.a),

@@ -33,6 +33,7 @@ MAX_NODES = 250  # the address plan's 10.N.0.0/24 per node (topologies/addressin
 # plan beyond MAX_NODES (it numbers larger networks in 100.64.0.0/10 itself): it alone
 # reads topologies with up to this many nodes (load_topology(..., max_nodes=SIM_MAX_NODES)).
 SIM_MAX_NODES = 1 << 20
+TUNNELS = ("vxlan", "ssh")  # kinds of router links between two servers
 # servers: a host name or IPv4 address (ssh's destination) and a login name
 ADDRESS_PATTERN = r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
 ADDRESS_HINT = "a host name or IPv4 address like 10.99.0.2 (the user goes in 'user')"
@@ -150,6 +151,7 @@ class Topology:
     servers: tuple[ServerSpec, ...] = ()  # the machines it is spread over; () = this one
     # node name -> server name, every node when servers are given, else empty
     placement: dict[str, str] = field(default_factory=dict, hash=False)
+    tunnel: str = "vxlan"  # router links between servers: vxlan | ssh (Cluster Edition's)
 
     def node(self, name: str) -> NodeSpec:
         return next(n for n in self.nodes if n.name == name)
@@ -226,12 +228,16 @@ def parse_topology(data: object, path: Path, max_nodes: int = MAX_NODES) -> Topo
             "classifier", lambda f: _rule(f, node_names, spis), default=[])
         servers = _servers(top)
         placement = _placement(top, servers, nodes, links)
+        tunnel = top.choice("tunnel", list(TUNNELS), default="vxlan")
+        if "tunnel" in top.data and not servers:
+            raise top.error("tunnel", "a tunnel kind is for router links between servers: "
+                                      "give servers: too, or remove tunnel")
     topo = Topology(
         name=name, path=path, nodes=tuple(nodes), links=tuple(links),
         services=tuple(services), instances=tuple(instances), hosts=tuple(hosts),
         chains=tuple(chains), classifier=tuple(classifier), description=description,
         connector=connector, link_mtu=link_mtu, ospf=ospf, servers=tuple(servers),
-        placement=placement,
+        placement=placement, tunnel=tunnel,
     )
     _check_global_names(topo)
     _check_connected(topo)

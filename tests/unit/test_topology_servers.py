@@ -179,3 +179,12 @@ def test_summary_shows_servers_and_cut_links():
 )
 def test_errors(extra, expected):
     assert error_of(BASE + extra).startswith(expected)
+
+
+def test_tunnel_kind_between_servers():
+    assert parse(BASE + TWO).tunnel == "vxlan"
+    assert parse(BASE + TWO + "tunnel: ssh\n").tunnel == "ssh"
+    msg = error_of(BASE + TWO + "tunnel: gre\n")
+    assert "t.yaml" in msg and "tunnel" in msg and "vxlan" in msg and "ssh" in msg
+    msg = error_of(BASE + "tunnel: ssh\n")
+    assert "tunnel" in msg and "servers" in msg
