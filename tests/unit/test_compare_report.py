@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,7 +64,7 @@ from scenarios.report.events import EventMetrics
 from scenarios.report.summary import RunSummary, summarize_run
 from scenarios.spec import Scenario, load_scenario
 from topologies import cli as topo_cli
-from topologies import ctrlstats, runstate
+from topologies import ctrlstats, runstate, servers
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data" / "compare"
@@ -687,6 +688,32 @@ def test_parse_counters_refuses_what_nft_does_not_write(text: str) -> None:
 
 def test_read_router_without_the_namespace_is_none() -> None:
     assert ctrlstats.read_router("no-such-netns-of-a-unit-test", timeout=5) is None
+
+
+def test_read_router_on_another_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A router of a spread network: nft runs there (servers.run), its JSON parsed here."""
+    s2 = servers.ServerSpec("s2", "10.99.0.2")
+    calls: list[tuple[servers.ServerSpec, str, float]] = []
+    answers: list[Any] = [json.dumps(NFT_JSON), "nft: not json",
+                          servers.ServerError("server s2 (root@10.99.0.2): ssh failed: no")]
+
+    def run(server: servers.ServerSpec, cmd: str, timeout: float = 30,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        calls.append((server, cmd, timeout))
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return subprocess.CompletedProcess([], 0, answer, "")
+
+    monkeypatch.setattr(servers, "run", run)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("ran here"))
+    assert ctrlstats.read_router("dsfc-r1-B", timeout=2, server=s2) \
+        == ctrlstats.OspfTx(5, 400, 2, 200)
+    assert calls == [(s2, "nsenter --net=/run/netns/dsfc-r1-B nft -j list counters table "
+                          "inet dsfc", 2)]
+    assert ctrlstats.read_router("dsfc-r1-B", server=s2) is None  # not nft's JSON
+    assert ctrlstats.read_router("dsfc-r1-B", server=s2) is None  # the server unreachable
+    assert calls[2][2] == 5.0  # the default timeout
 
 
 # -- scenarios.control_traffic ------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Run-state liveness and process ending (no root: only this test's own processes)."""
+"""Run-state liveness and process ending (no root: only this test's own processes);
+registries with servers and cleaning one run, in a tmp run root."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -9,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from topologies import runstate
+import pytest
+
+from topologies import runstate, servers
+from topologies.servers import ServerSpec
 
 
 def _state(pid: int) -> str:
@@ -75,3 +80,110 @@ def test_end_processes_kills_after_grace() -> None:
     proc.stdout.close()
     assert [(pid, os.WTERMSIG(status)) for pid, status in reaped] == [
         (proc.pid, signal.SIGKILL)]
+
+
+# -- registries of spread networks, and cleaning one run (a tmp run root, nothing real) ------
+@pytest.fixture
+def run_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """RUN_ROOT, BPF_ROOT and NETNS_DIR under tmp_path: cleaning touches nothing else."""
+    root = tmp_path / "run" / "dsfc"
+    root.mkdir(parents=True)
+    monkeypatch.setattr(runstate, "RUN_ROOT", root)
+    monkeypatch.setattr(runstate, "BPF_ROOT", tmp_path / "bpf" / "dsfc")
+    monkeypatch.setattr(runstate, "NETNS_DIR", tmp_path / "netns")
+    return root
+
+
+def _registry(root: Path, run_id: str, **fields) -> runstate.Registry:
+    """A left-behind run (no owner) without namespaces or processes."""
+    folder = root / run_id
+    folder.mkdir()
+    (folder / "vnf.log").write_text("a file of the run\n")
+    reg = runstate.Registry(run_id=run_id, folder=folder, topology=f"{run_id}.yaml", **fields)
+    reg.save()
+    return reg
+
+
+def test_servers_round_trip_through_the_registry_file(run_root: Path) -> None:
+    reg = _registry(run_root, "r1")
+    reg.add_server("s2", "10.99.0.2", "root", ["B", "D"])
+    reg.add_server("s3", "node3.lab", "dsfc")
+    loaded = runstate.Registry.load(reg.folder)
+    assert loaded.servers == [
+        {"name": "s2", "address": "10.99.0.2", "user": "root", "nodes": ["B", "D"]},
+        {"name": "s3", "address": "node3.lab", "user": "dsfc", "nodes": []}]
+    assert loaded.server_of("D") == loaded.servers[0]
+    assert loaded.server_of("A") is None  # on this machine
+    assert loaded == reg
+
+
+def test_old_registry_without_servers(run_root: Path) -> None:
+    folder = run_root / "old"
+    folder.mkdir()
+    (folder / "registry.json").write_text('{"run_id": "old", "namespaces": []}')
+    reg = runstate.Registry.load(folder)
+    assert reg.servers == [] and reg.server_of("A") is None
+
+
+def test_clean_one_run_only(run_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(servers, "clean_remote", lambda *a: pytest.fail("no server"))
+    for run_id in ("r1", "r2", "r3"):
+        _registry(run_root, run_id)
+    assert runstate.clean(run_id="r2") == ["r2"]
+    assert sorted(p.name for p in run_root.iterdir()) == ["r1", "r3"]
+    assert runstate.clean(run_id="nope") == []
+    assert sorted(p.name for p in run_root.iterdir()) == ["r1", "r3"]
+    assert sorted(runstate.clean()) == ["r1", "r3"]
+    assert not run_root.exists()  # the empty run root goes too
+
+
+def test_clean_one_run_keeps_it_while_its_builder_lives(run_root: Path) -> None:
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _registry(run_root, "r1", owner_pid=owner.pid,
+                  owner_start=runstate.proc_start_time(owner.pid))
+        assert runstate.clean(run_id="r1") == []
+        assert (run_root / "r1" / "registry.json").exists()
+        assert runstate.clean(include_live=True, run_id="r1") == ["r1"]
+        assert owner.poll() is None  # its resources went, the builder was not signalled
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_clean_run_cleans_its_servers_first(run_root: Path,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[tuple[ServerSpec, str, bool]] = []
+    reg = _registry(run_root, "r1")
+
+    def clean_remote(spec: ServerSpec, run_id: str) -> str | None:
+        calls.append((spec, run_id, reg.folder.exists()))
+        return None if spec.name == "s2" else "server s3 (dsfc@node3.lab): ssh failed: no"
+
+    monkeypatch.setattr(servers, "clean_remote", clean_remote)
+    reg.add_server("s2", "10.99.0.2", "root", ["B"])
+    reg.add_server("s3", "node3.lab", "dsfc", ["C"])
+    with caplog.at_level(logging.WARNING, logger="topologies.runstate"):
+        assert runstate.clean(run_id="r1") == ["r1"]
+    assert calls == [(ServerSpec("s2", "10.99.0.2"), "r1", True),
+                     (ServerSpec("s3", "node3.lab", "dsfc"), "r1", True)]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("run r1: its part on server s3 (dsfc@node3.lab) was not "
+                              "cleaned (server s3 (dsfc@node3.lab): ssh failed: no)")
+    assert "s2" not in warning
+    assert not reg.folder.exists()  # the local part is cleaned all the same
+
+
+def test_clean_run_user_defaults_to_root(run_root: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry entry without a user (hand-written, older): root, like topologies."""
+    folder = run_root / "r1"
+    folder.mkdir()
+    (folder / "registry.json").write_text(
+        '{"run_id": "r1", "servers": [{"name": "s2", "address": "10.99.0.2"}]}')
+    calls: list[ServerSpec] = []
+    monkeypatch.setattr(servers, "clean_remote", lambda spec, run_id: calls.append(spec))
+    runstate.clean_run(runstate.Registry.load(folder))
+    assert calls == [ServerSpec("s2", "10.99.0.2", "root")]
+    assert not folder.exists()
