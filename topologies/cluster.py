@@ -105,6 +105,11 @@ def make_remote_node_class(base: type) -> type:
             ``echo $$`` (startShell below)."""
 
         def startShell(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+            if self.isRemote:
+                # ssh as root here (Cluster Edition runs it as the server's user here,
+                # 'sudo -E -u USER ssh', which needs that account on this machine too):
+                # like every other ssh of dsfc; 'sudo -E mnexec' runs there as before
+                self.sshcmd = [*self.sshbase, self.dest]
             super().startShell(*args, **kwargs)
             servers.run(self.spec, f"ip netns attach {self.netns} {self.pid}")
 

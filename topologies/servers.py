@@ -101,7 +101,7 @@ def run(server: ServerSpec, cmd: str, timeout: float = 30, check: bool = True,
                               else subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired:
         raise ServerError(f"server {server}: '{cmd}' did not finish within "
-                          f"{timeout:.0f} s") from None
+                          f"{timeout:g} s") from None
     if check and proc.returncode != 0:
         out = (proc.stdout + proc.stderr).strip()
         if proc.returncode == 255 and not server.local:
@@ -175,6 +175,10 @@ def push(server: ServerSpec, root: Path, relpaths: list[str], timeout: float = 6
         proc = subprocess.run(command_argv(server, f"mkdir -p {q} && tar -C {q} -xpf -"),
                               stdin=tar.stdout, capture_output=True, text=True,
                               timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        tar.kill()
+        raise ServerError(f"server {server}: copying {', '.join(relpaths)} did not finish "
+                          f"within {timeout:g} s") from None
     finally:
         if tar.stdout is not None:
             tar.stdout.close()
