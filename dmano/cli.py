@@ -121,6 +121,8 @@ def render_status(st: dict[str, Any]) -> str:
             + (" DRAINING" if i.get("drained") else "")
             + (f" load {i['load']:.0f} cost {i['cost']}" if i["up"] else "")
             + (f" [{i['bad_counters']} bad counters reads]" if i.get("bad_counters") else "")
+            + (" STARVING" if i.get("starving") else "")
+            + (f" [starved {i['starved']}x]" if i.get("starved") else "")
             for n, i in sorted(local.items())) + "\n"
     return head + "\n" + render_tables(tables, names)
 

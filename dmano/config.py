@@ -13,7 +13,8 @@ node an operator writes it. Example::
     control_socket: /run/dsfc/x/rA/dmano.sock   # optional (default: dmano.sock beside
                                      # status_file): drain / undrain / status requests
     heartbeat_s: 1.0                 # optional: a VNF whose counters file is older than
-                                     # this is down (hung); 0.05..3600
+                                     # this is down if hung, not if only starved of CPU
+                                     # (dmano/starvation.py); 0.05..3600
     connector:                       # where the weights go
       kind: p4runtime                # p4runtime | dry-run (log the writes only)
       address: unix:/run/dsfc/x/cA/p4rt.sock

@@ -14,7 +14,9 @@ reconnecting, writes wait until the LSDB has been re-learnt (as many routers as 
 or ``resync_grace_s``).
 
 Between periods (DESIGN.md §9): a local VNF's death (pidfd) or hang (heartbeat), from
-:mod:`dmano.liveness`, takes it out of the local connector and flushes its LSA at once;
+:mod:`dmano.liveness`, takes it out of the local connector and flushes its LSA at once
+(a VNF only starved of CPU is not hung: :mod:`dmano.starvation`, one tracker shared by
+the liveness watcher and the monitor);
 a drain / undrain on the control socket (:mod:`dmano.control_server`, semantics in
 :mod:`dmano.drain`) re-announces the instance at once.
 """
@@ -50,6 +52,7 @@ from dmano.service_plane import (
     network_costs,
     tables_to_json,
 )
+from dmano.starvation import HangTracker
 from dmano.throttle import Backoff, TopologyThrottle
 from dmano.yamlconf import ConfigError
 
@@ -98,9 +101,10 @@ class Dmano:
         self.policy = policy
         self.writer = writer
         self.mirror = LsdbMirror()
-        self.monitor = Monitor(cfg.instances, stale_s=cfg.heartbeat_s)
+        self.hangs = HangTracker(cfg.heartbeat_s)  # stale counters: hung or starved?
+        self.monitor = Monitor(cfg.instances, stale_s=cfg.heartbeat_s, tracker=self.hangs)
         self.liveness = Liveness(cfg.instances, cfg.heartbeat_s, self._instance_died,
-                                 on_bad_file=self.monitor.count_bad)
+                                 on_bad_file=self.monitor.count_bad, tracker=self.hangs)
         self.drains = DrainBook(cfg.instances, cfg.router_id, cfg.service_names())
         self.drains.restore(cfg.status_file, _read_json(cfg.status_file, cfg.node))
         self.control_server = ControlServer(cfg.control_path, self)
@@ -491,7 +495,9 @@ class Dmano:
                        "cost": self.announced_cost.get(name),
                        "state": self.drains.state(name).name.lower(),
                        "drained": name in self.drains.drained,
-                       "bad_counters": self.monitor.bad_files.get(name, 0)}
+                       "bad_counters": self.monitor.bad_files.get(name, 0),
+                       "starving": self.hangs.starving(name),  # up, counters stale
+                       "starved": self.hangs.starved.get(name, 0)}  # episodes
                 for name, st in self.statuses.items()},
             "service_names": {str(k): v for k, v in self.cfg.service_names().items()},
             "table_changes": self.table_changes,

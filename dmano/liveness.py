@@ -5,9 +5,11 @@
   exits, so the instance is reported down at once. The PID is the one in the VNF's
   counters file; the pidfd is re-armed when it changes (a restarted VNF).
 * **Hang**: the VNF rewrites its counters file every ``--stats-interval``; every
-  ``tick_s`` the ``updated`` time of each watched instance's file is checked, and an
-  instance whose file is older than ``heartbeat_s`` (or missing, unreadable or bad) is
-  reported down.
+  ``tick_s`` the ``updated`` time of each watched instance's file is checked. An
+  instance whose file is missing, unreadable or bad is reported down; one whose file is
+  older than ``heartbeat_s`` is judged by the :class:`~dmano.starvation.HangTracker`
+  (shared with the monitor): down when hung, left up when only starved of CPU (a
+  saturated machine), down anyway beyond the starvation bound.
 
 Only instances the daemon considers up are watched (:meth:`Liveness.watch`); a report
 (``on_down(name, reason)``) is made once, after which the instance is unwatched until the
@@ -24,9 +26,16 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from dmano.config import InstanceConf
-from dmano.monitor import BadCountersError, CountersUnavailableError, read_counters
+from dmano.monitor import (
+    BadCountersError,
+    CountersUnavailableError,
+    counters_updated,
+    read_counters,
+)
+from dmano.starvation import HangTracker, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +48,17 @@ def tick_for(heartbeat_s: float) -> float:
 
 
 class Liveness:
-    """Watches the local VNF processes of one node (see the module docstring)."""
+    """Watches the local VNF processes of one node (see the module docstring);
+    ``tracker``: the node's :class:`HangTracker` (by default its own, on
+    ``heartbeat_s``)."""
 
     def __init__(self, instances: Iterable[InstanceConf], heartbeat_s: float,
                  on_down: DownCallback, tick_s: float | None = None,
-                 on_bad_file: Callable[[str], None] | None = None) -> None:
+                 on_bad_file: Callable[[str], None] | None = None,
+                 tracker: HangTracker | None = None) -> None:
         self.instances = {inst.name: inst for inst in instances}
         self.heartbeat_s = heartbeat_s
+        self.tracker = tracker if tracker is not None else HangTracker(heartbeat_s)
         self.tick_s = tick_s if tick_s is not None else tick_for(heartbeat_s)
         self.on_down = on_down
         self.on_bad_file = on_bad_file  # counts a bad counters file (Monitor.count_bad)
@@ -149,9 +162,16 @@ class Liveness:
                     self.on_bad_file(name)
                 self._down(name, f"bad counters file {inst.stats}: {exc}")
                 continue
-            if counters.updated is not None and now - counters.updated > self.heartbeat_s:
-                self._down(name, f"counters not updated for {now - counters.updated:.2f} s "
-                                 f"(heartbeat {self.heartbeat_s:g} s): VNF hung")
+            updated = counters.updated
+            judged = self.tracker.assess(name, counters.pid, updated, now,
+                                         partial(counters_updated, inst.stats))
+            if judged.verdict is Verdict.GONE:
+                self._down(name, judged.reason)
+                continue
+            if judged.verdict is Verdict.HUNG and updated is not None:
+                self._down(name, f"counters not updated for {now - updated:.2f} s "
+                                 f"(heartbeat {self.heartbeat_s:g} s): VNF hung "
+                                 f"({judged.reason})")
                 continue
             if self.armed_pid(name) != counters.pid:
                 self._arm(name, counters.pid)

@@ -5,7 +5,9 @@ For every instance of the node configuration it reads the VNF's own counters fil
 ``pid``, ``rate_pps`` and ``updated``) and the CPU use of its process with psutil. An
 instance is *down* (withdrawn at once) when its counters file is missing or unreadable,
 when its process is gone, or when the file has not been updated for ``stale_s`` (the
-node's ``heartbeat_s``). :mod:`dmano.liveness` uses :func:`read_counters` between polls
+node's ``heartbeat_s``) and the VNF is hung, not starved (:mod:`dmano.starvation`: a
+starved VNF stays up with its last measurement). :mod:`dmano.liveness` uses
+:func:`read_counters` and the same :class:`~dmano.starvation.HangTracker` between polls
 to notice a dead or hung VNF at once.
 
 Every value read from the file is checked before use: ``pid`` a positive integer,
@@ -23,7 +25,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ import psutil
 
 from dmano.config import InstanceConf
 from dmano.policy import Measurement
+from dmano.starvation import HangTracker, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +97,36 @@ def read_counters(path: Path) -> Counters:
     return Counters(pid, updated, load, capacity)
 
 
+def counters_updated(path: Path) -> float | None:
+    """The ``updated`` time of a counters file now (None when it cannot be read): the
+    ``recheck`` of :meth:`HangTracker.assess`."""
+    try:
+        return read_counters(path).updated
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class InstanceStatus:
     up: bool
     reason: str  # why it is down, or "" when up
     measurement: Measurement
     pid: int = 0
+    starved: bool = False  # up, its counters stale: starved of CPU (the last measurement)
 
 
 class Monitor:
-    def __init__(self, instances: tuple[InstanceConf, ...], stale_s: float = 5.0):
+    """Reads the local instances; ``tracker`` judges stale counters (one per node,
+    shared with :class:`dmano.liveness.Liveness`; by default its own, on ``stale_s``)."""
+
+    def __init__(self, instances: tuple[InstanceConf, ...], stale_s: float = 5.0,
+                 tracker: HangTracker | None = None):
         self.instances = instances
         self.stale_s = stale_s
+        self.tracker = tracker if tracker is not None else HangTracker(stale_s)
         self._procs: dict[int, psutil.Process] = {}
         self._last_reason: dict[str, str] = {}
+        self._last_up: dict[str, InstanceStatus] = {}  # the last fresh measurement
         self.bad_files: dict[str, int] = {inst.name: 0 for inst in instances}
 
     def poll(self, now: float | None = None) -> dict[str, InstanceStatus]:
@@ -142,16 +162,30 @@ class Monitor:
         proc = self._process(pid)
         if proc is None:
             return down(f"VNF process {pid} is gone")
-        if updated is not None and now - updated > self.stale_s:
+        judged = self.tracker.assess(inst.name, pid, updated, now,
+                                     partial(counters_updated, inst.stats))
+        if judged.verdict is Verdict.GONE:
+            return down(judged.reason)
+        if judged.verdict is Verdict.HUNG and updated is not None:
             since = time.strftime("%H:%M:%S", time.localtime(updated))
-            return down(f"counters not updated since {since} (more than {self.stale_s:g} s)")
+            return down(f"counters not updated since {since} (more than {self.stale_s:g} s)"
+                        f": VNF hung ({judged.reason})")
         try:
             cpu = proc.cpu_percent(None)
         except psutil.Error:
             return down(f"VNF process {pid} is gone")
-        return InstanceStatus(True, "", Measurement(
+        if judged.verdict is Verdict.STARVED:  # up, as last measured while fresh
+            last = self._last_up.get(inst.name)
+            if last is not None and last.pid == pid:
+                return replace(last, starved=True)
+            return InstanceStatus(True, "", Measurement(
+                capacity=capacity, load=load, cpu_cores=inst.cpu_cores,
+                configured_cost=inst.cost), pid, starved=True)
+        status = InstanceStatus(True, "", Measurement(
             capacity=capacity, load=load, cpu_percent=cpu, cpu_cores=inst.cpu_cores,
             configured_cost=inst.cost), pid)
+        self._last_up[inst.name] = status
+        return status
 
     def _process(self, pid: int) -> psutil.Process | None:
         proc = self._procs.get(pid)

@@ -1,13 +1,24 @@
 """Fixtures of the P4Runtime server tests (``test_p4rt_server*.py``): a recording fake
-target, a server on a unix socket in the test's tmp_path, and p4runtime-shell clients."""
+target, a server on a unix socket in the test's tmp_path, and p4runtime-shell clients;
+``procs``: real processes a test starts, killed and reaped after it (starve_helpers)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 from p4runtime_sh.p4runtime import P4RuntimeClient
 
 from connector_p4.p4rt_server import P4RuntimeServer
 from tests.unit.p4rt_helpers import FakeTarget
+from tests.unit.starve_helpers import Procs
+
+
+@pytest.fixture
+def procs() -> Iterator[Procs]:
+    started = Procs()
+    yield started
+    started.close()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The daemon's between-period paths with a fake OSPF API session and the dry-run
-connector: a killed VNF leaves the connector and the LSDB at once (pidfd), and drain /
-undrain over the control socket re-announce at once and keep draining members defined."""
+connector: a killed VNF leaves the connector and the LSDB at once (pidfd), a hung one
+too but not a starved one (issue #13), and drain / undrain over the control socket
+re-announce at once and keep draining members defined."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import socket
 import stat
 import subprocess
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from ipaddress import IPv4Address
@@ -35,6 +37,7 @@ from tests.unit.dmano_helpers import (
     stop_child,
     write_counters,
 )
+from tests.unit.starve_helpers import Procs, starve
 
 DEADLINE_S = 10.0
 MEMBER_A = MemberKey("local", port=16, mac="02:00:00:01:10:01")
@@ -143,6 +146,54 @@ def test_killed_vnf_leaves_connector_and_lsdb_before_the_next_period(
         assert st["fast_withdrawals"] == 1
 
     asyncio.run(running(d, body))
+
+
+def test_hung_vnf_is_withdrawn_a_starved_one_stays(
+        monkeypatch: pytest.MonkeyPatch, folder: Path, procs: Procs) -> None:
+    """Both stop writing their counters: fw_b sleeps (hung: withdrawn between periods),
+    fw_a is runnable but gets no CPU (starved: it stays in the connector and announced,
+    counted in the status). One tracker serves the liveness watcher and the monitor."""
+    cfg = node_config(folder, heartbeat_s=2.0)  # a loaded machine may delay our writer
+    competitor, starved = procs.busy(), procs.busy()
+    starve(starved, competitor)
+    pids = {"fw_a": starved.pid, "fw_b": procs.sleeper().pid}
+    stop_writing = threading.Event()
+
+    def write_once() -> None:
+        for inst in cfg.instances:
+            write_counters(inst.stats, pids[inst.name])
+
+    def keep_writing() -> None:  # as the VNFs do, until they stop making progress
+        while not stop_writing.wait(0.1):
+            write_once()
+
+    write_once()  # before the daemon's first poll
+    writer = threading.Thread(target=keep_writing, daemon=True)
+    writer.start()
+    d = make_daemon(monkeypatch, cfg)
+    assert d.liveness.tracker is d.monitor.tracker is d.hangs
+
+    async def body() -> None:
+        stop_writing.set()
+        await asyncio.to_thread(writer.join)
+        await until(lambda: MEMBER_B not in groups(d).get(1, {}), "fw_b out of the group")
+        await until(lambda: session(d).last(2)[0] == "withdraw", "fw_b withdrawn")
+        await until(lambda: d.hangs.starved.get("fw_a") == 1, "fw_a judged starved")
+        assert groups(d)[1] == {MEMBER_A: 1}
+        assert session(d).last(1)[0] == "announce"
+        st = d.status()
+        fw_a, fw_b = st["local_instances"]["fw_a"], st["local_instances"]["fw_b"]
+        assert fw_a["up"] and fw_a["starving"] and fw_a["starved"] == 1
+        assert not fw_b["up"] and "no runnable thread" in fw_b["reason"]
+        assert fw_b["starved"] == 0 and not fw_b["starving"]
+        assert "STARVING [starved 1x]" in render_status(st)
+        assert st["fast_withdrawals"] == 1
+
+    try:
+        asyncio.run(running(d, body))
+    finally:
+        stop_writing.set()
+        writer.join(DEADLINE_S)
 
 
 def test_drain_refuse_force_undrain_over_the_socket(

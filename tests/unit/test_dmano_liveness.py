@@ -13,6 +13,7 @@ import pytest
 from dmano.config import InstanceConf
 from dmano.liveness import Liveness, tick_for
 from tests.unit.dmano_helpers import start_child, stop_child, write_counters
+from tests.unit.starve_helpers import Procs
 
 DEADLINE_S = 10.0  # only a bound for a broken test; nothing asserts speed
 
@@ -90,18 +91,21 @@ def test_unwatched_instance_is_not_reported(tmp_path: Path) -> None:
         stop_child(proc)
 
 
-def test_heartbeat_declares_a_hung_vnf_down(tmp_path: Path) -> None:
+def test_heartbeat_declares_a_hung_vnf_down(tmp_path: Path, procs: Procs) -> None:
+    """The VNF sleeps without writing its counters: hung (a runnable one might only be
+    starved of CPU: test_starvation_procs.py)."""
     conf = inst(tmp_path)
+    vnf = procs.sleeper().pid
     rec_downs: list[tuple[str, str]] = []
     live = Liveness([conf], heartbeat_s=1.0, on_down=lambda n, r: rec_downs.append((n, r)))
     now = time.time()
-    write_counters(conf.stats, os.getpid(), updated=now - 0.5)
+    write_counters(conf.stats, vnf, updated=now - 0.5)
 
     async def main() -> None:
-        live.watch(conf.name, os.getpid())
+        live.watch(conf.name, vnf)
         live.check(now)
         assert rec_downs == []  # fresh enough
-        write_counters(conf.stats, os.getpid(), updated=now - 1.5)
+        write_counters(conf.stats, vnf, updated=now - 1.5)
         live.check(now)
         live.check(now)  # reported once
         live.close()
@@ -171,8 +175,9 @@ def test_new_pid_rearms_and_the_old_one_no_longer_counts(tmp_path: Path) -> None
     assert downs == [(conf.name, f"VNF process {new.pid} exited")]
 
 
-def test_a_failing_callback_does_not_stop_detection(tmp_path: Path) -> None:
+def test_a_failing_callback_does_not_stop_detection(tmp_path: Path, procs: Procs) -> None:
     a, b = inst(tmp_path, "a", 1), inst(tmp_path, "b", 2)
+    vnf = procs.sleeper().pid  # hung: asleep, its counters stale
     seen: list[str] = []
 
     def on_down(name: str, reason: str) -> None:
@@ -183,8 +188,8 @@ def test_a_failing_callback_does_not_stop_detection(tmp_path: Path) -> None:
 
     async def main() -> None:
         for c in (a, b):
-            write_counters(c.stats, os.getpid(), updated=time.time() - 10)
-            live.watch(c.name, os.getpid())
+            write_counters(c.stats, vnf, updated=time.time() - 10)
+            live.watch(c.name, vnf)
         live.check()
         live.close()
 
