@@ -116,8 +116,11 @@ def make_remote_node_class(base: type) -> type:
         def rpopen(self, *cmd: Any, **opts: Any) -> Any:
             opts.setdefault("encoding", "utf-8")  # Cluster Edition's rcmd adds str
             if cmd and isinstance(cmd[0], list) and cmd[0][:1] == ["ssh"]:
-                # the ssh of its tunnel link: with our options (DSFC_SSH_CONFIG, ...)
-                cmd = (["ssh", *servers.ssh_options(), *cmd[0][1:]], *cmd[1:])
+                # the ssh of its tunnel link: with our options (DSFC_SSH_CONFIG, ...) but
+                # its own connection (a multiplexed one does not carry the tap; the first
+                # value of an ssh option wins)
+                cmd = (["ssh", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+                        *servers.ssh_options(), *cmd[0][1:]], *cmd[1:])
             return super().rpopen(*cmd, **opts)
 
     return RemoteNsNode

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from dmano.policy import shipped_policy
-from scenarios.crosscheck import emulated
+from scenarios.crosscheck import differences, emulated, simulated
 from scenarios.figures import read_shares
 from tests.integration.conftest import ROOT, TOPO_DIR, our_namespaces
 from topologies import emuserver, servers
@@ -169,6 +169,25 @@ def test_min_cut_placement_gives_the_single_server_tables(server: emuserver.EmuS
         node = on["t2"][0]
         assert "Full" in net.routers[node].vtysh("show ip ospf neighbor")
     assert two == one
+    assert remote_leftovers(server) == ""
+
+
+def test_ssh_tunnel_links(server: emuserver.EmuServer, tmp_path: Path):
+    """tunnel: ssh (Cluster Edition's ssh -w link): the same tables as the simulation of
+    the topology (equal to one machine's, test_crosscheck), and its ssh ends with it."""
+    path = spread(TOPO_DIR / "paper_eval.yaml", tmp_path / "ssh.yaml", server,
+                  "  nodes: {B: t2, D: t2}\ntunnel: ssh\n")
+    topo = load_topology(path)
+    policy = shipped_policy("paper")
+    with Network(topo, policy=policy, dmano=True, vnfs=True, connectors=True) as net:
+        emu = emulated(net)
+        tunnels = [p for p in net.registry.processes if p["name"].startswith("tunnel-")]
+        assert sorted(p["name"] for p in tunnels) == ["tunnel-A-B", "tunnel-A-D"]
+        out = net.nodes["rA"].cmd("ip -d link show to-B; ping -c 3 -i 0.2 10.0.0.2")
+        assert "tun type tap" in out and " 0% packet loss" in out, out
+        assert "mtu 1600" in out
+    assert differences(emu, simulated(topo, policy)) == []
+    assert all(not Path(f"/proc/{p['pid']}").exists() for p in tunnels)
     assert remote_leftovers(server) == ""
 
 
