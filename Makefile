@@ -9,7 +9,7 @@ SCENARIO ?= scenarios/paper_fig4.yaml
 # Debian packages the project needs (installed only when missing)
 APT_PACKAGES := frr frr-pythontools mininet iproute2 nftables procps psmisc iputils-ping \
 	ethtool tshark netsniff-ng clang llvm libbpf-dev bpftool gcc make python3-venv python3-dev \
-	openssh-server openssh-client sudo
+	openssh-server openssh-client sudo iperf
 
 .PHONY: help setup apt run-scenario reproduce test test-unit test-integration bench bench-scale clean distclean lint
 

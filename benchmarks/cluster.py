@@ -81,7 +81,7 @@ def measure(path: Path) -> dict[str, float | None]:
 def main() -> None:
     print("\n== A network over two servers (paper_eval, B and D on an emulated second "
           "server) ==")
-    print(f"{'links A-B, A-D':<28} {'up s':>6} {'RTT A-B ms':>11} {'TCP A-B Mbit/s':>15} "
+    print(f"{"links A-B, A-D":<31} {'up s':>6} {'RTT A-B ms':>11} {'TCP A-B Mbit/s':>15} "
           f"{'stop s':>7}")
     emuserver.stop(NAME)
     srv = emuserver.start(NAME, INDEX)
@@ -96,7 +96,7 @@ def main() -> None:
             for label, path in rows:
                 r = measure(path)
                 mbit = "-" if r["mbit"] is None else f"{r['mbit']:.0f}"
-                print(f"{label:<28} {r['up']:>6.1f} {r['rtt']:>11.3f} {mbit:>15} "
+                print(f"{label:<31} {r['up']:>6.1f} {r['rtt']:>11.3f} {mbit:>15} "
                       f"{r['stop']:>7.1f}", flush=True)
     finally:
         if old is None:
