@@ -81,7 +81,7 @@ def measure(path: Path) -> dict[str, float | None]:
 def main() -> None:
     print("\n== A network over two servers (paper_eval, B and D on an emulated second "
           "server) ==")
-    print(f"{"links A-B, A-D":<31} {'up s':>6} {'RTT A-B ms':>11} {'TCP A-B Mbit/s':>15} "
+    print(f"{'links A-B, A-D':<31} {'up s':>6} {'RTT A-B ms':>11} {'TCP A-B Mbit/s':>15} "
           f"{'stop s':>7}")
     emuserver.stop(NAME)
     srv = emuserver.start(NAME, INDEX)
