@@ -24,8 +24,8 @@ import pytest
 
 from dmano.policy import shipped_policy
 from scenarios.crosscheck import differences, emulated, simulated
-from scenarios.figures import read_shares
 from tests.integration.conftest import ROOT, TOPO_DIR, our_namespaces
+from tests.integration.fig4_checks import check_fig4_short
 from topologies import emuserver, servers
 from topologies.network import Network
 from topologies.servers import SSH_CONFIG_ENV, ServerSpec
@@ -113,22 +113,8 @@ def test_paper_fig4_short_over_two_servers(server: emuserver.EmuServer, tmp_path
         tshark.wait(30)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     folder = Path(out.stdout.strip().splitlines()[-1].removeprefix("results: "))
+    check_fig4_short(folder)  # the bounds of the single-box run
     run = folder / "run-01"
-    shares = read_shares(run / "shares.csv")
-
-    def mean_share(instance: str, lo: float, hi: float) -> float:
-        xs = [r.share for r in shares
-              if r.instance == instance and lo < r.t_s <= hi and r.share is not None]
-        assert xs, f"no share samples of {instance} in ({lo}, {hi}]"
-        return 100 * sum(xs) / len(xs)
-
-    # the bounds of the single-box test (tests/integration/test_scenario.py)
-    b1, c1 = mean_share("svc_b", 100, 150), mean_share("svc_c", 100, 150)
-    assert abs(b1 - 50) <= 12 and abs(c1 - 50) <= 12, (b1, c1)
-    assert mean_share("svc_d", 50, 150) == 0
-    assert 8 <= mean_share("svc_d", 250, 300) <= 40
-    text = (folder / "report.txt").read_text()
-    assert "0 lost (0.00 %)" in text, text
     # the files of the second server's processes came back: D-MANO logs of B and D,
     # VNF counters of svc_b and svc_d, and their OSPF counters in control.csv
     logs = run / "logs"

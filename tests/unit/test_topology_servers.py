@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dmano.yamlconf import ConfigError, loads_yaml
+from tests.unit.test_topology_spec import error_of, parse
 from topologies.cli import summary
 from topologies.servers import ServerSpec
-from topologies.spec import load_topology, parse_topology
+from topologies.spec import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,16 +27,6 @@ servers:
   - {name: main, address: localhost}
   - {name: s2, address: 10.99.0.2}
 """
-
-
-def parse(text: str):
-    return parse_topology(loads_yaml(text, "t.yaml"), Path("t.yaml"))
-
-
-def error_of(text: str) -> str:
-    with pytest.raises(ConfigError) as info:
-        parse(text)
-    return str(info.value)
 
 
 def test_without_servers_nothing_changes():
