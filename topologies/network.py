@@ -239,6 +239,9 @@ class Network:
                 raise BuildError(str(exc)) from None
         if self.with_dmano or self.central is not None:
             load_policy(self.policy)  # a bad policy file fails before anything exists
+        if self.with_connectors and self.bmv2 and self.placement:
+            raise BuildError(f"{self.topo.path}: connector: bmv2 on nodes of other servers "
+                             "is not supported yet (use the eBPF connector, the default)")
         if self.with_connectors and self.bmv2:
             self._bmv2_toolchain()  # before any namespace exists
         self.registry = new_run(str(self.topo.path))
@@ -738,6 +741,8 @@ class Network:
             args += ["--reclassify-to", str(svc.reclassify_to)]
         if svc.module is not None:
             args += ["--module", str(svc.module), "--params-json", json.dumps(svc.params)]
+            if self.placement.get(inst.node) is not None:
+                self.publish(svc.module)  # the user's module, at the same path there
         prefix = [] if inst.cpu_limit is None else cgroups.limit_cpu(
             self.registry, f"vnf-{name}", inst.cpu_limit)  # type: ignore[arg-type]
         self.start_process(f"vnf-{name}", name, args, self.run_folder / "vnf" / f"{name}.log",
