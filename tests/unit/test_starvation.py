@@ -53,11 +53,18 @@ def test_bound() -> None:
     assert starvation_bound(5.0) == 50.0 and starvation_bound(0.05) == 30.0
 
 
-@pytest.mark.parametrize("states", ["S", "D", "T", "t", "SSD", "ST"])
+@pytest.mark.parametrize("states", ["S", "T", "t", "SSS", "ST"])
 def test_no_runnable_thread_is_hung_at_once(states: str) -> None:
     a = classify(HB + 0.1, 30.0, states, None, None)
     assert a.verdict is Verdict.HUNG and "no runnable thread" in a.reason
     assert classify(HB + 0.1, 30.0, states, 0.0, 10.0).verdict is Verdict.HUNG
+
+
+@pytest.mark.parametrize("states", ["D", "SSD", "DS", "RD"])
+def test_a_thread_waiting_in_the_kernel_is_starved_not_hung(states: str) -> None:
+    """D (uninterruptible wait: I/O, a lock, reclaim) is the machine's contention."""
+    assert classify(HB + 0.1, 30.0, states, 0.0, 10.0).verdict is Verdict.STARVED
+    assert classify(31.0, 30.0, states, 0.0, 10.0).verdict is Verdict.HUNG  # the bound
 
 
 @pytest.mark.parametrize("cpu_s, window_s, verdict", [
