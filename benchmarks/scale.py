@@ -155,6 +155,11 @@ def traffic(net: Network, folder: Path) -> tuple[int, int]:
     return int(sent), int(sent) - int(got)
 
 
+def progress(text: str) -> None:
+    """A line on stderr as soon as a figure is known (a size takes minutes)."""
+    print(f"  [{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def run(n: int, folder: Path) -> dict[str, object]:
     topo = topology(n)
     m0 = mem_available_mb()
@@ -168,12 +173,15 @@ def run(n: int, folder: Path) -> dict[str, object]:
         net.start(converge_timeout=600, ready_timeout=600)
         res["up_s"] = time.monotonic() - t0
         res["phases"] = dict(net.bringup_phases)
+        progress(f"{n} nodes: up in {res['up_s']:.0f} s ("
+                 + ", ".join(f"{k} {v:.0f} s" for k, v in net.bringup_phases.items()) + ")")
         deadline = time.monotonic() + 300
         while not tables_complete(net, len(topo.instances)):
             if time.monotonic() > deadline:
                 raise RuntimeError("the D-MANOs' tables were not complete 300 s after up")
             time.sleep(0.5)
         res["tables_s"] = time.monotonic() - t0
+        progress(f"{n} nodes: every D-MANO's table complete at {res['tables_s']:.0f} s")
         res["mem_mb_per_node"] = (m0 - mem_available_mb()) / n
         pids = process_pids(net)
         res["pss_mb"] = {k: sum(pss_mb(p) for p in v) / len(v) for k, v in pids.items()}
@@ -184,6 +192,9 @@ def run(n: int, folder: Path) -> dict[str, object]:
         res["runnable"] = runnable()
         time.sleep(max(0.0, t0 + res["up_s"] + 30 - time.monotonic()))  # type: ignore[operator]
         res["load1_at_30s"] = float(Path("/proc/loadavg").read_text().split()[0])
+        progress(f"{n} nodes: {res['mem_mb_per_node']:.1f} MB/node, idle "
+                 f"{res['idle_cores']:.2f} cores, load1 {res['load1_at_30s']:.1f} 30 s "
+                 "after up; traffic next")
         res["sent"], res["lost"] = traffic(net, folder)
     finally:
         t1 = time.monotonic()
