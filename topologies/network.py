@@ -239,6 +239,10 @@ class Network:
                 raise BuildError(str(exc)) from None
         if self.with_dmano or self.central is not None:
             load_policy(self.policy)  # a bad policy file fails before anything exists
+        if self.central is not None and self.placement:
+            raise BuildError(f"{self.topo.path}: the central orchestrator on a network "
+                             "spread over several servers is not supported yet (control: "
+                             "distributed, the default, is)")
         if self.with_connectors and self.bmv2 and self.placement:
             raise BuildError(f"{self.topo.path}: connector: bmv2 on nodes of other servers "
                              "is not supported yet (use the eBPF connector, the default)")
