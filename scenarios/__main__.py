@@ -1,6 +1,7 @@
 """``python -m scenarios``: run scenario files (and check them); compare policies with the
 min-max-utilisation optimum offline (``optimum``); simulate them without namespaces, up to
-10 000 nodes (``simulate``)."""
+10 000 nodes (``simulate``); check the simulation's tables against an emulation
+(``crosscheck``)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     from dmano.yamlconf import ConfigError
     from scenarios.spec import load_scenario
 
+    if args.cmd in ("run", "compare", "crosscheck"):  # they build networks: SIGTERM and
+        from topologies.cli import _terminate_on_signals  # SIGHUP stop and clean them
+
+        _terminate_on_signals()
+
     try:
         if args.cmd == "check":
             s = load_scenario(args.file)
@@ -82,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "crosscheck":
             from scenarios.crosscheck import cmd_crosscheck
 
-            return cmd_crosscheck(args)
+            try:
+                return cmd_crosscheck(args)
+            except KeyboardInterrupt:
+                print("interrupted: the network was stopped and cleaned", file=sys.stderr)
+                return 130
         if args.cmd == "optimum":
             from scenarios.optimum import cmd_optimum
 
