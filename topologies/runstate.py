@@ -64,9 +64,27 @@ def alive(pid: int, start_time: int | None) -> bool:
     A zombie is dead: it has exited and only waits for its parent (or PID 1, which
     reaps orphans slowly on these machines) to collect its exit status."""
     rest = _stat(pid)
-    if rest is None or rest[0] in DEAD_STATES:
+    if rest is None or (rest[0] in DEAD_STATES and not _threads_running(pid)):
         return False
     return start_time is None or int(rest[19]) == start_time
+
+
+def _threads_running(pid: int) -> bool:
+    """Another thread of ``pid`` still runs. The first thread of a process shows Z as
+    soon as it has exited on its own (pthread_exit, or first in a group exit) while the
+    others still run: such a process can still write files (FRR's crash-log folder)."""
+    try:
+        tasks = [t.name for t in Path(f"/proc/{pid}/task").iterdir() if t.name != str(pid)]
+    except OSError:
+        return False
+    for tid in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rfind(")") + 2:][:1] not in DEAD_STATES:
+            return True
+    return False
 
 
 @dataclass
@@ -179,6 +197,27 @@ def remove_crashlog_dir(daemon: str, pid: int) -> None:
     shutil.rmtree(CRASHLOG_ROOT / f"{daemon}.{pid}", ignore_errors=True)
 
 
+def remove_crashlog_dirs(daemons: set[tuple[str, int]], wait_s: float = 5.0) -> None:
+    """Remove the crash-log folders of these ended FRR daemons (name, PID). A daemon
+    still finishing its exit (a thread writing its log buffer) could add a file while
+    the folder is removed, so wait until each is gone and retry until the folder is."""
+    deadline = time.monotonic() + wait_s
+    left = set(daemons)
+    while left:
+        for daemon, pid in sorted(left):
+            if alive(pid, None) and time.monotonic() < deadline:
+                continue  # a SIGKILL not yet delivered, or an exit in progress
+            remove_crashlog_dir(daemon, pid)
+            if not (CRASHLOG_ROOT / f"{daemon}.{pid}").exists():
+                left.discard((daemon, pid))
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    for daemon, pid in sorted(left):
+        log.warning("FRR crash-log folder %s could not be removed",
+                    CRASHLOG_ROOT / f"{daemon}.{pid}")
+
+
 # -- removal -----------------------------------------------------------------------------
 def _ip(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
@@ -264,13 +303,12 @@ def clean_run(reg: Registry) -> None:
         names += [p.name for p in NETNS_DIR.glob(f"{NS_PREFIX}{reg.run_id}-*")]
     ended += remove_namespaces(names)
     frr_daemons = ("zebra", "ospfd", "bfdd", "staticd")
-    for pid, comm in ended:
-        if comm in frr_daemons:
-            remove_crashlog_dir(comm, pid)
+    crashlogs = {(comm, pid) for pid, comm in ended if comm in frr_daemons}
     for p in reg.processes:  # also those that died before (killed by a test or a scenario)
         daemon = str(p.get("name", "")).rpartition(":")[2]
         if daemon in frr_daemons and not alive(p["pid"], p.get("start")):
-            remove_crashlog_dir(daemon, p["pid"])
+            crashlogs.add((daemon, p["pid"]))
+    remove_crashlog_dirs(crashlogs)
     if reg.cgroup_dirs:  # after the processes in them have ended
         from topologies.cgroups import remove_cgroup_dirs
 

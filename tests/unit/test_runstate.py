@@ -37,6 +37,52 @@ def test_zombie_is_dead() -> None:
     assert not runstate.alive(proc.pid, start)
 
 
+def test_process_whose_first_thread_exited_is_alive_while_another_runs() -> None:
+    """/proc shows Z for a process whose first thread has exited (pthread_exit) while
+    another thread still runs and can write files: it is not dead yet."""
+    code = ("import ctypes, sys, threading, time\n"
+            "t = threading.Thread(target=lambda: (sys.stdin.readline(), time.sleep(0.1)))\n"
+            "t.start()\n"
+            "ctypes.CDLL(None).pthread_exit(None)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while _state(proc.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _state(proc.pid) == "Z"
+        assert runstate.alive(proc.pid, None)
+        assert runstate.alive(proc.pid, runstate.proc_start_time(proc.pid))
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 10
+        while runstate.alive(proc.pid, None) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not runstate.alive(proc.pid, None)  # the last thread ended: dead, not reaped
+        assert Path(f"/proc/{proc.pid}").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_crashlog_folder_removed_once_its_daemon_is_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder of a daemon still exiting is removed after it is gone, even if the
+    daemon adds a file meanwhile; a dead daemon's folder at once."""
+    monkeypatch.setattr(runstate, "CRASHLOG_ROOT", tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    (tmp_path / f"ospfd.{proc.pid}").mkdir()
+    (tmp_path / f"ospfd.{proc.pid}" / "logbuf.1").write_text("x")
+    (tmp_path / "zebra.999999").mkdir()  # no such process
+    (tmp_path / "zebra.1").mkdir()  # not ours: untouched
+    try:
+        runstate.remove_crashlog_dirs({("ospfd", proc.pid), ("zebra", 999999)}, wait_s=30)
+        assert proc.poll() is not None or not runstate.alive(proc.pid, None)
+    finally:
+        proc.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zebra.1"]
+
+
 def test_alive_checks_start_time() -> None:
     me = os.getpid()
     assert runstate.alive(me, runstate.proc_start_time(me))
