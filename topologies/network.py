@@ -20,6 +20,7 @@ Wiring (interface names are per namespace)::
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,14 @@ from topologies.health import tail as _tail
 from topologies.mirror import Mirror
 from topologies.nodeconf import vnf_stats_path, write_node_config
 from topologies.readiness import wait_converged
-from topologies.runstate import BPF_ROOT, Registry, clean_run, ensure_bpffs, new_run
+from topologies.runstate import (
+    BPF_ROOT,
+    Registry,
+    clean_run,
+    ensure_bpffs,
+    frr_crashlog_dir,
+    new_run,
+)
 from topologies.servers import ServerSpec
 from topologies.spec import Topology
 
@@ -139,11 +147,32 @@ class NsNode(Node):
 
     def run(self, cmd: str) -> str:
         """Run a shell command in this namespace; raise with its output on failure."""
-        out = self.cmd(f"{cmd}; echo __rc=$?")
+        return self._checked(cmd, self.cmd(f"{cmd}; echo __rc=$?"))
+
+    def _checked(self, cmd: str, out: str) -> str:
         body, _, rc = out.rpartition("__rc=")
         if rc.strip() != "0":
             raise BuildError(f"{self.name}: '{cmd}' failed: {body.strip()}")
         return body
+
+
+def run_on_nodes(commands: Sequence[tuple[NsNode, str]], width: int) -> None:
+    """:meth:`NsNode.run` on several nodes, ``width`` node shells at a time (each node
+    at most once per call): FRR daemons load their configuration before they detach, so
+    200 routers' daemons started one after another took minutes, and each router that
+    came up late made all the others recompute their routes once more."""
+    for i in range(0, len(commands), width):
+        chunk = commands[i:i + width]
+        for node, cmd in chunk:
+            node.sendCmd(f"{cmd}; echo __rc=$?")
+        failed: BuildError | None = None
+        for node, cmd in chunk:  # every shell must be read, also after a failure
+            try:
+                node._checked(cmd, node.waitOutput())
+            except BuildError as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
 
 RemoteNsNode = cluster.make_remote_node_class(NsNode)
@@ -275,11 +304,13 @@ class Network:
                 with phases("connectors"):
                     self.start_connectors([n.name for n in self.topo.nodes])
             with phases("VNFs, D-MANOs / orchestrator"):
-                if self.with_vnfs:
+                if not self.placement:  # one machine: a few at a time
+                    self.start_daemons_paced(ready_timeout)
+                elif self.with_vnfs:
                     for inst in self.topo.instances:
                         if inst.start:
                             self.start_vnf(inst.name)
-                if self.with_dmano:
+                if self.with_dmano and self.placement:
                     for n in self.topo.nodes:
                         self.start_dmano(n.name)
                 if self.central is not None:
@@ -329,22 +360,51 @@ class Network:
 
     def probes(self) -> list[health.Probe]:
         """A readiness probe for every process this network started and still runs."""
-        out = []
-        for name, proc in self.processes.items():
-            kind, _, what = name.partition("-")
-            if kind == "vnf":
-                ready = health.vnf_ready(vnf_stats_path(self.run_folder, what), proc.pid)
-            elif kind == "dmano":
-                ready = health.dmano_ready(self.run_folder / f"r{what}" / "dmano.json",
-                                           proc.pid)
-            elif kind == "connector":
-                ready = health.p4runtime_ready(self.p4rt_socket(what))
-            elif name == central_mod.PROCESS:
-                ready = central_mod.ready(central_mod.status_file(self.run_folder), proc.pid)
-            else:
-                continue
-            out.append(health.Probe(name, proc, self.logs[name], ready))
-        return out
+        return [p for p in map(self.probe, self.processes) if p is not None]
+
+    def probe(self, name: str) -> health.Probe | None:
+        """The readiness probe of process ``name`` (None for those without one)."""
+        proc = self.processes[name]
+        kind, _, what = name.partition("-")
+        if kind == "vnf":
+            ready = health.vnf_ready(vnf_stats_path(self.run_folder, what), proc.pid)
+        elif kind == "dmano":
+            ready = health.dmano_ready(self.run_folder / f"r{what}" / "dmano.json", proc.pid)
+        elif kind == "connector":
+            ready = health.p4runtime_ready(self.p4rt_socket(what))
+        elif name == central_mod.PROCESS:
+            ready = central_mod.ready(central_mod.status_file(self.run_folder), proc.pid)
+        else:
+            return None
+        return health.Probe(name, proc, self.logs[name], ready)
+
+    def _paced(self, name: str, start: Callable[[], None],
+               ready: Callable[[], str | None] | None = None) -> Callable[[], health.Probe]:
+        """For :func:`topologies.health.start_paced`: call ``start``, return the probe of
+        process ``name`` (with ``ready`` instead of its own check, if given)."""
+        def go() -> health.Probe:
+            start()
+            probe = self.probe(name)
+            assert probe is not None
+            return probe if ready is None else health.Probe(name, probe.proc, probe.logfile,
+                                                            ready)
+        return go
+
+    def start_daemons_paced(self, ready_timeout: float) -> None:
+        """The VNFs, then the D-MANOs (those of nodes with VNF instances first: they
+        announce them, so the others start with a complete LSDB), a few at a time
+        (:func:`topologies.health.start_paced`)."""
+        window = health.start_window()
+        if self.with_vnfs:
+            health.start_paced(
+                [self._paced(f"vnf-{i.name}", functools.partial(self.start_vnf, i.name))
+                 for i in self.topo.instances if i.start], window, ready_timeout)
+        if self.with_dmano:
+            hosts = {i.node for i in self.topo.instances if i.start}
+            order = sorted(self.topo.nodes, key=lambda n: n.name not in hosts)
+            health.start_paced(
+                [self._paced(f"dmano-{n.name}", functools.partial(self.start_dmano, n.name))
+                 for n in order], window, ready_timeout)
 
     def wait_ready(self, timeout: float = health.DEFAULT_TIMEOUT_S) -> float:
         """Every started process alive and ready (topologies.health), or BringUpError
@@ -587,9 +647,13 @@ class Network:
             for _ in pool.map(lambda h: frr.check_configs(h.paths, frr.daemons(self.topo)),
                               self.routers.values()):
                 pass
+        width = 2 * health.start_window()
         for daemon in frr.daemons(self.topo):  # each kind on every router, then wait
+            run_on_nodes([(h.mn, self._daemon_command(h, daemon))
+                          for h in self.routers.values() if h.server is None], width)
             for handle in self.routers.values():
-                self._launch_daemon(handle, daemon)
+                if handle.server is not None:
+                    self._launch_daemon(handle, daemon)
             timeout = 10 + 0.1 * len(self.routers)
             for handle in self.routers.values():
                 if handle.server is None:
@@ -606,9 +670,12 @@ class Network:
             self._await_daemon(handle, daemon, 10)
 
     @staticmethod
+    def _daemon_command(handle: RouterHandle, daemon: str) -> str:
+        return " ".join(handle.paths.daemon_args(daemon)) + " -d"
+
+    @staticmethod
     def _launch_daemon(handle: RouterHandle, daemon: str) -> None:
-        args = " ".join(handle.paths.daemon_args(daemon))
-        handle.mn.run(f"{args} -d")
+        handle.mn.run(Network._daemon_command(handle, daemon))
 
     def _await_daemon(self, handle: RouterHandle, daemon: str, timeout: float) -> None:
         """Until the daemon's vty socket, pid file (and zebra's zserv socket) exist."""
@@ -625,7 +692,9 @@ class Network:
             tail = _tail(handle.paths.log(daemon))
             raise BuildError(f"r{handle.node}: {daemon} did not start within {timeout:.0f} s;"
                              f" its log ({handle.paths.log(daemon)}):\n{tail}")
-        self.registry.add_process(int(pidfile.read_text().strip()), f"r{handle.node}:{daemon}")
+        pid = int(pidfile.read_text().strip())
+        self.registry.add_process(pid, f"r{handle.node}:{daemon}",
+                                  crashlog=frr_crashlog_dir(pid, daemon))
 
 
     def _await_remote_daemons(self, spec: ServerSpec, handles: list[RouterHandle],
@@ -775,6 +844,13 @@ class Network:
         if self.bmv2:
             for node in nodes:
                 self._start_bmv2_connector(node)
+            return
+        if not self.placement:  # one machine: a few at a time
+            health.start_paced(
+                [self._paced(f"connector-{n}",
+                             functools.partial(self.start_connector, n, wait=False),
+                             health.path_ready(self.p4rt_socket(n), "P4Runtime socket"))
+                 for n in nodes], health.start_window(), 20)
             return
         for node in nodes:
             self.start_connector(node, wait=False)

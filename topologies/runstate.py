@@ -30,6 +30,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,12 @@ class Registry:
         self.cgroup_dirs.append(str(path))
         self.save()
 
-    def add_process(self, pid: int, name: str) -> None:
-        self.processes.append({"pid": pid, "start": proc_start_time(pid), "name": name})
+    def add_process(self, pid: int, name: str, crashlog: Path | None = None) -> None:
+        """``crashlog``: an FRR daemon's crash-log folder (:func:`frr_crashlog_dir`)."""
+        entry: dict[str, Any] = {"pid": pid, "start": proc_start_time(pid), "name": name}
+        if crashlog is not None:
+            entry["crashlog"] = str(crashlog)
+        self.processes.append(entry)
         self.save()
 
     def add_server(self, name: str, address: str, user: str,
@@ -192,30 +197,68 @@ def list_runs() -> list[Registry]:
     return [Registry.load(p) for p in sorted(RUN_ROOT.iterdir()) if p.is_dir()]
 
 
+def frr_crashlog_dir(pid: int, daemon: str = "", wait_s: float = 1.0) -> Path | None:
+    """The crash-log folder of FRR daemon ``pid`` (/var/tmp/frr/<daemon>.<pid0>/).
+
+    Its name has the PID the daemon had before it daemonized (``-d`` forks), not the one
+    in its pid file: the folder is the one the daemon holds open or, failing that (seen
+    just after a start), the one of ``daemon``'s with a log buffer of its main thread
+    (``logbuf.<pid>``)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            fds = []
+        for fd in fds:
+            try:
+                target = Path(os.readlink(fd))
+            except OSError:
+                continue
+            if target.parent == CRASHLOG_ROOT:
+                return target
+            if target.parent.parent == CRASHLOG_ROOT:  # a log buffer file in it
+                return target.parent
+        if daemon:
+            found = crashlog_dir_by_buffer(daemon, pid)
+            if found is not None:
+                return found
+        if time.monotonic() >= deadline or not alive(pid, None):
+            return None
+        time.sleep(0.02)
+
+
+def crashlog_dir_by_buffer(daemon: str, pid: int) -> Path | None:
+    """The folder of ``daemon`` that holds the log buffer of thread ``pid``."""
+    for buf in CRASHLOG_ROOT.glob(f"{daemon}.*/logbuf.{pid}"):
+        return buf.parent
+    return None
+
+
 def remove_crashlog_dir(daemon: str, pid: int) -> None:
     """FRR keeps /var/tmp/frr/<daemon>.<pid>/ for crash logs; it is left if killed."""
     shutil.rmtree(CRASHLOG_ROOT / f"{daemon}.{pid}", ignore_errors=True)
 
 
-def remove_crashlog_dirs(daemons: set[tuple[str, int]], wait_s: float = 5.0) -> None:
-    """Remove the crash-log folders of these ended FRR daemons (name, PID). A daemon
-    still finishing its exit (a thread writing its log buffer) could add a file while
-    the folder is removed, so wait until each is gone and retry until the folder is."""
+def remove_crashlog_dirs(folders: set[tuple[Path, int]], wait_s: float = 5.0) -> None:
+    """Remove the crash-log folders of these ended FRR daemons (folder, daemon PID). A
+    daemon still finishing its exit (a thread writing its log buffer) could add a file
+    while the folder is removed, so wait until each is gone and retry until the folder
+    is."""
     deadline = time.monotonic() + wait_s
-    left = set(daemons)
+    left = set(folders)
     while left:
-        for daemon, pid in sorted(left):
+        for folder, pid in sorted(left):
             if alive(pid, None) and time.monotonic() < deadline:
                 continue  # a SIGKILL not yet delivered, or an exit in progress
-            remove_crashlog_dir(daemon, pid)
-            if not (CRASHLOG_ROOT / f"{daemon}.{pid}").exists():
-                left.discard((daemon, pid))
+            shutil.rmtree(folder, ignore_errors=True)
+            if not folder.exists():
+                left.discard((folder, pid))
         if not left or time.monotonic() >= deadline:
             break
         time.sleep(0.02)
-    for daemon, pid in sorted(left):
-        log.warning("FRR crash-log folder %s could not be removed",
-                    CRASHLOG_ROOT / f"{daemon}.{pid}")
+    for folder, _ in sorted(left):
+        log.warning("FRR crash-log folder %s could not be removed", folder)
 
 
 # -- removal -----------------------------------------------------------------------------
@@ -303,11 +346,20 @@ def clean_run(reg: Registry) -> None:
         names += [p.name for p in NETNS_DIR.glob(f"{NS_PREFIX}{reg.run_id}-*")]
     ended += remove_namespaces(names)
     frr_daemons = ("zebra", "ospfd", "bfdd", "staticd")
-    crashlogs = {(comm, pid) for pid, comm in ended if comm in frr_daemons}
+    # the folder each daemon held open (recorded at its start), and by its PID (a daemon
+    # started without -d, or recorded before the folder was)
+    crashlogs = {(CRASHLOG_ROOT / f"{comm}.{pid}", pid) for pid, comm in ended
+                 if comm in frr_daemons}
     for p in reg.processes:  # also those that died before (killed by a test or a scenario)
         daemon = str(p.get("name", "")).rpartition(":")[2]
         if daemon in frr_daemons and not alive(p["pid"], p.get("start")):
-            crashlogs.add((daemon, p["pid"]))
+            crashlogs.add((CRASHLOG_ROOT / f"{daemon}.{p['pid']}", p["pid"]))
+            if p.get("crashlog") and Path(p["crashlog"]).parent == CRASHLOG_ROOT:
+                crashlogs.add((Path(p["crashlog"]), p["pid"]))
+            else:  # not recorded: the folder with its main thread's log buffer
+                found = crashlog_dir_by_buffer(daemon, p["pid"])
+                if found is not None:
+                    crashlogs.add((found, p["pid"]))
     remove_crashlog_dirs(crashlogs)
     if reg.cgroup_dirs:  # after the processes in them have ended
         from topologies.cgroups import remove_cgroup_dirs

@@ -62,6 +62,10 @@ def test_clean_after_sigkill_then_bring_up_again(connector, tmp_path):
         frr = {p["name"]: p["pid"] for p in reg.processes
                if p["name"].endswith((":zebra", ":ospfd"))}
         assert len(frr) == 2 * len(topo.nodes)
+        # the crash-log folder each daemon holds open (named after its PID before -d)
+        crashlogs = [Path(p["crashlog"]) for p in reg.processes
+                     if p["name"].endswith((":zebra", ":ospfd"))]
+        assert len(crashlogs) == len(frr) and all(c.is_dir() for c in crashlogs)
         for name, pid in frr.items():  # each daemon runs in its router's namespace
             node = name.split(":")[0]
             assert pid in runstate.namespace_pids(reg.namespace_name(node))
@@ -96,6 +100,7 @@ def test_clean_after_sigkill_then_bring_up_again(connector, tmp_path):
     assert root_veths() - before_veth == set()
     assert not reg.folder.exists()
     assert not (runstate.BPF_ROOT / reg.run_id).exists()
+    assert not [c for c in crashlogs if c.exists()]
     assert not [p for p in Path("/var/tmp/frr").glob("*")
                 if p.name.split(".")[-1].isdigit()
                 and int(p.name.split(".")[-1]) in frr.values()]

@@ -76,7 +76,8 @@ def test_crashlog_folder_removed_once_its_daemon_is_gone(
     (tmp_path / "zebra.999999").mkdir()  # no such process
     (tmp_path / "zebra.1").mkdir()  # not ours: untouched
     try:
-        runstate.remove_crashlog_dirs({("ospfd", proc.pid), ("zebra", 999999)}, wait_s=30)
+        runstate.remove_crashlog_dirs({(tmp_path / f"ospfd.{proc.pid}", proc.pid),
+                                       (tmp_path / "zebra.999999", 999999)}, wait_s=30)
         assert proc.poll() is not None or not runstate.alive(proc.pid, None)
     finally:
         proc.wait()
@@ -233,3 +234,58 @@ def test_clean_run_user_defaults_to_root(run_root: Path,
     runstate.clean_run(runstate.Registry.load(folder))
     assert calls == [ServerSpec("s2", "10.99.0.2", "root")]
     assert not folder.exists()
+
+
+def test_crashlog_dir_is_the_folder_the_daemon_holds_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FRR names the folder after its PID before it daemonized: the folder is found by
+    what the daemon holds open, not by its PID."""
+    monkeypatch.setattr(runstate, "CRASHLOG_ROOT", tmp_path)
+    folder = tmp_path / "zebra.123"  # another PID than the process's
+    folder.mkdir()
+    (folder / "logbuf.124").write_text("")
+    code = ("import os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+            "print('ok', flush=True); time.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)],
+                            stdout=subprocess.PIPE, text=True)
+    other = subprocess.Popen([sys.executable, "-c", code, str(folder / "logbuf.124")],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ok\n"
+        assert other.stdout is not None and other.stdout.readline() == "ok\n"
+        assert runstate.frr_crashlog_dir(proc.pid) == folder
+        assert runstate.frr_crashlog_dir(other.pid) == folder  # through a file in it
+        assert runstate.frr_crashlog_dir(os.getpid(), wait_s=0) is None
+        # not held open: found by the log buffer of its main thread
+        assert runstate.frr_crashlog_dir(os.getpid(), "zebra", wait_s=0) is None
+        (folder / f"logbuf.{os.getpid()}").write_text("")
+        assert runstate.frr_crashlog_dir(os.getpid(), "zebra", wait_s=0) == folder
+        assert runstate.frr_crashlog_dir(os.getpid(), "ospfd", wait_s=0) is None
+    finally:
+        for p in (proc, other):
+            p.kill()
+            p.wait()
+            assert p.stdout is not None
+            p.stdout.close()
+
+
+def test_clean_run_removes_the_recorded_crashlog_folder(
+        run_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    monkeypatch.setattr(runstate, "CRASHLOG_ROOT", crash)
+    (crash / "ospfd.4000").mkdir()  # recorded for the dead daemon 4001
+    (crash / "ospfd.4001").mkdir()  # by its PID
+    (crash / "ospfd.5000").mkdir()  # someone else's
+    (crash / "zebra.3999").mkdir()  # not recorded: found by its main thread's buffer
+    (crash / "zebra.3999" / "logbuf.4003").write_text("")
+    (crash / "elsewhere").mkdir()
+    reg = _registry(run_root, "r1", processes=[
+        {"pid": 4001, "start": 1, "name": "rA:ospfd", "crashlog": str(crash / "ospfd.4000")},
+        {"pid": 4002, "start": 1, "name": "rB:ospfd", "crashlog": "/etc"},  # not FRR's
+        {"pid": 4003, "start": 1, "name": "rC:zebra"},
+    ])
+    runstate.clean_run(reg)
+    assert sorted(p.name for p in crash.iterdir()) == ["elsewhere", "ospfd.5000"]
+    assert Path("/etc").is_dir()
