@@ -147,32 +147,11 @@ class NsNode(Node):
 
     def run(self, cmd: str) -> str:
         """Run a shell command in this namespace; raise with its output on failure."""
-        return self._checked(cmd, self.cmd(f"{cmd}; echo __rc=$?"))
-
-    def _checked(self, cmd: str, out: str) -> str:
+        out = self.cmd(f"{cmd}; echo __rc=$?")
         body, _, rc = out.rpartition("__rc=")
         if rc.strip() != "0":
             raise BuildError(f"{self.name}: '{cmd}' failed: {body.strip()}")
         return body
-
-
-def run_on_nodes(commands: Sequence[tuple[NsNode, str]], width: int) -> None:
-    """:meth:`NsNode.run` on several nodes, ``width`` node shells at a time (each node
-    at most once per call): FRR daemons load their configuration before they detach, so
-    200 routers' daemons started one after another took minutes, and each router that
-    came up late made all the others recompute their routes once more."""
-    for i in range(0, len(commands), width):
-        chunk = commands[i:i + width]
-        for node, cmd in chunk:
-            node.sendCmd(f"{cmd}; echo __rc=$?")
-        failed: BuildError | None = None
-        for node, cmd in chunk:  # every shell must be read, also after a failure
-            try:
-                node._checked(cmd, node.waitOutput())
-            except BuildError as exc:
-                failed = failed or exc
-        if failed is not None:
-            raise failed
 
 
 RemoteNsNode = cluster.make_remote_node_class(NsNode)
@@ -647,13 +626,9 @@ class Network:
             for _ in pool.map(lambda h: frr.check_configs(h.paths, frr.daemons(self.topo)),
                               self.routers.values()):
                 pass
-        width = 2 * health.start_window()
         for daemon in frr.daemons(self.topo):  # each kind on every router, then wait
-            run_on_nodes([(h.mn, self._daemon_command(h, daemon))
-                          for h in self.routers.values() if h.server is None], width)
             for handle in self.routers.values():
-                if handle.server is not None:
-                    self._launch_daemon(handle, daemon)
+                self._launch_daemon(handle, daemon)
             timeout = 10 + 0.1 * len(self.routers)
             for handle in self.routers.values():
                 if handle.server is None:
@@ -670,12 +645,9 @@ class Network:
             self._await_daemon(handle, daemon, 10)
 
     @staticmethod
-    def _daemon_command(handle: RouterHandle, daemon: str) -> str:
-        return " ".join(handle.paths.daemon_args(daemon)) + " -d"
-
-    @staticmethod
     def _launch_daemon(handle: RouterHandle, daemon: str) -> None:
-        handle.mn.run(Network._daemon_command(handle, daemon))
+        args = " ".join(handle.paths.daemon_args(daemon))
+        handle.mn.run(f"{args} -d")
 
     def _await_daemon(self, handle: RouterHandle, daemon: str, timeout: float) -> None:
         """Until the daemon's vty socket, pid file (and zebra's zserv socket) exist."""
