@@ -204,6 +204,8 @@ def frr_crashlog_dir(pid: int, daemon: str = "", wait_s: float = 1.0) -> Path | 
     in its pid file: the folder is the one the daemon holds open or, failing that (seen
     just after a start), the one of ``daemon``'s with a log buffer of its main thread
     (``logbuf.<pid>``)."""
+    if not CRASHLOG_ROOT.is_dir():
+        return None  # an FRR that keeps its crash logs elsewhere: nothing to wait for
     deadline = time.monotonic() + wait_s
     while True:
         try:

@@ -289,3 +289,12 @@ def test_clean_run_removes_the_recorded_crashlog_folder(
     runstate.clean_run(reg)
     assert sorted(p.name for p in crash.iterdir()) == ["elsewhere", "ospfd.5000"]
     assert Path("/etc").is_dir()
+
+
+def test_no_crashlog_folder_root_means_no_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An FRR keeping its crash logs elsewhere must not cost every daemon start a wait."""
+    monkeypatch.setattr(runstate, "CRASHLOG_ROOT", tmp_path / "absent")
+    t0 = time.monotonic()
+    assert runstate.frr_crashlog_dir(os.getpid(), "zebra", wait_s=30) is None
+    assert time.monotonic() - t0 < 5
