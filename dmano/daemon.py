@@ -24,7 +24,6 @@ a drain / undrain on the control socket (:mod:`dmano.control_server`, semantics 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -53,7 +52,7 @@ from dmano.service_plane import (
     tables_to_json,
 )
 from dmano.starvation import HangTracker
-from dmano.throttle import Backoff, TopologyThrottle
+from dmano.throttle import Backoff, RecomputeThrottle
 from dmano.yamlconf import ConfigError
 
 log = logging.getLogger(__name__)
@@ -131,7 +130,9 @@ class Dmano:
         self.reload_requested = False
         self.sequence = 0
         self.api_restarts = 0  # times the OSPF API session task itself died
-        self.throttle = TopologyThrottle()
+        self.throttle = RecomputeThrottle()
+        # an instance came, left or changed state: ends a hold of cost-only changes
+        self.membership_changed = asyncio.Event()
         self.write_backoff = Backoff()
         self._push_pending = False  # a deferred connector write is scheduled
         # the network part of the tables, cached per LSDB topology version
@@ -150,12 +151,19 @@ class Dmano:
 
     # -- OSPF API callbacks ------------------------------------------------------------
     def _lsa_update(self, raw: bytes) -> None:
+        membership = self.mirror.membership_version
         if self.mirror.apply_update(raw):
-            self.lsdb_changed.set()
+            self._lsdb_changed(membership)
 
     def _lsa_delete(self, raw: bytes) -> None:
+        membership = self.mirror.membership_version
         if self.mirror.apply_delete(raw):
-            self.lsdb_changed.set()
+            self._lsdb_changed(membership)
+
+    def _lsdb_changed(self, membership_before: int) -> None:
+        self.lsdb_changed.set()
+        if self.mirror.membership_version != membership_before:
+            self.membership_changed.set()
 
     def _reset(self) -> None:
         """Connected again after a loss: drop the stale mirror, hold writes a while."""
@@ -230,14 +238,12 @@ class Dmano:
                 stopper.cancel()
                 if self.lsdb_changed.is_set():
                     await asyncio.sleep(DEBOUNCE_S)  # a burst of LSAs: compute once
-                    wait = self.throttle.wait_s(self.mirror.topology_version,
-                                                time.monotonic())
-                    if wait > 0:  # topology churn: as ospfd's SPF throttle (dmano.throttle)
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), wait)
+                    await self._hold(stop)
                     self.lsdb_changed.clear()
+                    self.membership_changed.clear()
+                    versions = self.mirror.topology_version, self.mirror.membership_version
                     await self.recompute()
-                    self.throttle.done(self.mirror.topology_version, time.monotonic())
+                    self.throttle.done(*versions, time.monotonic())
         finally:
             stop.set()
             await self.control_server.close()
@@ -249,6 +255,22 @@ class Dmano:
             for task in list(self._tasks):
                 task.cancel()
             self.write_status(stopped=True)
+
+    async def _hold(self, stop: asyncio.Event) -> None:
+        """Wait as :class:`dmano.throttle.RecomputeThrottle` says under churn: after a
+        topology change as ospfd's SPF throttle; after cost changes only, until the hold
+        has passed or an instance comes, leaves or changes state."""
+        versions = self.mirror.topology_version, self.mirror.membership_version
+        wait = self.throttle.wait_s(*versions, time.monotonic())
+        if wait <= 0:
+            return
+        wake = {asyncio.ensure_future(stop.wait())}
+        if self.throttle.kind(*versions) == "costs":
+            self.membership_changed.clear()
+            wake.add(asyncio.ensure_future(self.membership_changed.wait()))
+        await asyncio.wait(wake, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        for task in wake:
+            task.cancel()
 
     async def measure_and_announce(self) -> bool:
         """Measure every local instance, announce / withdraw what changed; True when
@@ -502,6 +524,7 @@ class Dmano:
             "service_names": {str(k): v for k, v in self.cfg.service_names().items()},
             "table_changes": self.table_changes,
             "topology_recomputes_throttled": self.throttle.throttled,
+            "cost_recomputes_held": self.throttle.costs_held,
             "connector_writes_deferred": self.write_backoff.throttled,
             "connector_write_pending": self._push_pending,
             "connector": {"kind": self.writer.kind, "writes": self.writer.writes,

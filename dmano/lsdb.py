@@ -340,6 +340,13 @@ def newest_generation(gens: Mapping[int, VnfAnnouncement]) -> VnfAnnouncement | 
 _Key = tuple[int, IPv4Address, IPv4Address]
 
 
+def _membership(ann: VnfAnnouncement | None) -> tuple[object, ...] | None:
+    """What of an announcement is not a cost (:attr:`LsdbMirror.membership_version`)."""
+    if ann is None:
+        return None
+    return (ann.service_id, ann.anycast, ann.endpoint, ann.state)
+
+
 class LsdbMirror:
     """Keeps :attr:`view` equal to the interesting part of one area's LSDB.
 
@@ -389,6 +396,11 @@ class LsdbMirror:
         # network part of the service plane (dmano.service_plane.network_costs) depends
         # on them only, so a consumer may cache it per version
         self.topology_version = 0
+        # incremented whenever an instance enters or leaves view.instances, or its
+        # announcement changes in anything but its cost, capacity, load, name or
+        # sequence (its service, anycast, endpoint or state): what the D-MANO must act
+        # on at once, where a cost change alone may wait a little (dmano.throttle)
+        self.membership_version = 0
 
     def clear(self) -> None:
         """Forget everything (before a resync); statistics are kept."""
@@ -396,6 +408,7 @@ class LsdbMirror:
         self.view.networks.clear()
         self.view.instances.clear()
         self.topology_version += 1
+        self.membership_version += 1
         self._seq.clear()
         self._generations.clear()
 
@@ -407,7 +420,7 @@ class LsdbMirror:
         ospfd reports the deletion of its own flushed LSA only when it removes the MaxAge
         copy from its LSDB (up to a minute later); the originator knows at once."""
         self._generations.pop((adv_router, instance_id), None)
-        return self._set(self.view.instances, (adv_router, instance_id), None)
+        return self._set_instance((adv_router, instance_id), None)
 
     def note_own(self, adv_router: IPv4Address, ann: VnfAnnouncement) -> bool:
         """Show a change of one of our own announcements (e.g. its state) at once, before
@@ -417,7 +430,7 @@ class LsdbMirror:
         held = self.view.instances.get(key)
         if held is None or held.sequence > ann.sequence:
             return False
-        return self._set(self.view.instances, key, ann)
+        return self._set_instance(key, ann)
 
     def apply_update(self, raw_lsa: bytes) -> bool:
         """Install a new or refreshed LSA; True if :attr:`view` changed."""
@@ -527,7 +540,16 @@ class LsdbMirror:
         best = newest_generation(gens)
         if not gens:
             del self._generations[(adv, iid)]
-        return self._set(self.view.instances, (adv, iid), best)
+        return self._set_instance((adv, iid), best)
+
+    def _set_instance(self, key: tuple[IPv4Address, int],
+                      ann: VnfAnnouncement | None) -> bool:
+        """``view.instances[key] = ann`` (None deletes), counting a change of anything but
+        the cost in :attr:`membership_version`; True if the view changed."""
+        old = self.view.instances.get(key)
+        if _membership(old) != _membership(ann):
+            self.membership_version += 1
+        return self._set(self.view.instances, key, ann)
 
     def _remove_network(self, hdr: LsaHeader) -> bool:
         # view.networks is keyed by link state id alone: while a DR hands over, another

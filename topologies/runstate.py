@@ -231,10 +231,17 @@ def frr_crashlog_dir(pid: int, daemon: str = "", wait_s: float = 1.0) -> Path | 
 
 
 def crashlog_dir_by_buffer(daemon: str, pid: int) -> Path | None:
-    """The folder of ``daemon`` that holds the log buffer of thread ``pid``."""
+    """The folder of ``daemon`` that holds the log buffer of thread ``pid`` (PIDs wrap
+    around: of several, the one written last)."""
+    found: tuple[float, Path] | None = None
     for buf in CRASHLOG_ROOT.glob(f"{daemon}.*/logbuf.{pid}"):
-        return buf.parent
-    return None
+        try:
+            mtime = buf.stat().st_mtime
+        except OSError:
+            continue
+        if found is None or mtime > found[0]:
+            found = (mtime, buf.parent)
+    return found[1] if found else None
 
 
 def remove_crashlog_dir(daemon: str, pid: int) -> None:
@@ -348,14 +355,19 @@ def clean_run(reg: Registry) -> None:
         names += [p.name for p in NETNS_DIR.glob(f"{NS_PREFIX}{reg.run_id}-*")]
     ended += remove_namespaces(names)
     frr_daemons = ("zebra", "ospfd", "bfdd", "staticd")
-    # the folder each daemon held open (recorded at its start), and by its PID (a daemon
-    # started without -d, or recorded before the folder was)
-    crashlogs = {(CRASHLOG_ROOT / f"{comm}.{pid}", pid) for pid, comm in ended
-                 if comm in frr_daemons}
+    # the folder each daemon held open (recorded at its start), or the one with its main
+    # thread's log buffer (not recorded: found in a namespace, or an older registry). Not
+    # /var/tmp/frr/<daemon>.<pid>: the name has the PID before -d forked, and after the
+    # PIDs wrapped around it may be another daemon's folder.
+    crashlogs: set[tuple[Path, int]] = set()
+    for pid, comm in ended:
+        if comm in frr_daemons and pid not in {p["pid"] for p in reg.processes}:
+            found = crashlog_dir_by_buffer(comm, pid)
+            if found is not None:
+                crashlogs.add((found, pid))
     for p in reg.processes:  # also those that died before (killed by a test or a scenario)
         daemon = str(p.get("name", "")).rpartition(":")[2]
         if daemon in frr_daemons and not alive(p["pid"], p.get("start")):
-            crashlogs.add((CRASHLOG_ROOT / f"{daemon}.{p['pid']}", p["pid"]))
             if p.get("crashlog") and Path(p["crashlog"]).parent == CRASHLOG_ROOT:
                 crashlogs.add((Path(p["crashlog"]), p["pid"]))
             else:  # not recorded: the folder with its main thread's log buffer

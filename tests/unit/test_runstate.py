@@ -276,10 +276,13 @@ def test_clean_run_removes_the_recorded_crashlog_folder(
     crash.mkdir()
     monkeypatch.setattr(runstate, "CRASHLOG_ROOT", crash)
     (crash / "ospfd.4000").mkdir()  # recorded for the dead daemon 4001
-    (crash / "ospfd.4001").mkdir()  # by its PID
+    (crash / "ospfd.4001").mkdir()  # another daemon's, whose PID before -d was 4001
     (crash / "ospfd.5000").mkdir()  # someone else's
     (crash / "zebra.3999").mkdir()  # not recorded: found by its main thread's buffer
     (crash / "zebra.3999" / "logbuf.4003").write_text("")
+    (crash / "zebra.100").mkdir()  # an older daemon 4003, before the PIDs wrapped around
+    (crash / "zebra.100" / "logbuf.4003").write_text("")
+    os.utime(crash / "zebra.100" / "logbuf.4003", (1, 1))
     (crash / "elsewhere").mkdir()
     reg = _registry(run_root, "r1", processes=[
         {"pid": 4001, "start": 1, "name": "rA:ospfd", "crashlog": str(crash / "ospfd.4000")},
@@ -287,7 +290,8 @@ def test_clean_run_removes_the_recorded_crashlog_folder(
         {"pid": 4003, "start": 1, "name": "rC:zebra"},
     ])
     runstate.clean_run(reg)
-    assert sorted(p.name for p in crash.iterdir()) == ["elsewhere", "ospfd.5000"]
+    assert sorted(p.name for p in crash.iterdir()) == ["elsewhere", "ospfd.4001",
+                                                       "ospfd.5000", "zebra.100"]
     assert Path("/etc").is_dir()
 
 

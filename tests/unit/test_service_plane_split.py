@@ -4,6 +4,7 @@ simulation shares with the daemon (announcement_due, next_sequence, choose_opaqu
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -146,6 +147,36 @@ def test_topology_version_moves_with_router_lsas_only() -> None:
     v2 = m.topology_version
     m.clear()
     assert m.topology_version > v2
+
+
+def test_membership_version_moves_with_instances_and_states_not_costs() -> None:
+    m = LsdbMirror()
+    v0 = m.membership_version
+    assert m.apply_update(_router(1, [2]))
+    assert m.membership_version == v0  # a router is not an instance
+    opaque = lsa.make_opaque_id(1, 0)
+
+    def ann(cost: int, seq: int, **kw: object) -> bytes:
+        body = lsa.encode(dataclasses.replace(_ann(cost, seq), **kw))  # type: ignore[arg-type]
+        return build_opaque_lsa(lsa.OPAQUE_TYPE, opaque, rid(2), body, seq=-0x7FFFFFFF + seq)
+
+    assert m.apply_update(ann(5, 1))
+    v1 = m.membership_version
+    assert v1 > v0  # a new instance
+    assert m.apply_update(ann(9, 2, load=7, capacity=3))
+    assert m.membership_version == v1  # its cost, load, capacity only
+    assert m.apply_update(ann(9, 3, state=InstanceState.DRAINING))
+    v2 = m.membership_version
+    assert v2 > v1  # drained
+    assert m.apply_update(ann(9, 4, state=InstanceState.DRAINING,
+                              endpoint=IPv4Address("10.9.0.2")))
+    v3 = m.membership_version
+    assert v3 > v2  # moved to another connector
+    assert m.forget_instance(rid(2), 1)
+    assert m.membership_version > v3  # gone
+    v4 = m.membership_version
+    m.clear()
+    assert m.membership_version > v4
 
 
 def test_daemon_caches_the_network_part_per_topology_version(
