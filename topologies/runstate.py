@@ -245,8 +245,18 @@ def crashlog_dir_by_buffer(daemon: str, pid: int) -> Path | None:
 
 
 def remove_crashlog_dir(daemon: str, pid: int) -> None:
-    """FRR keeps /var/tmp/frr/<daemon>.<pid>/ for crash logs; it is left if killed."""
-    shutil.rmtree(CRASHLOG_ROOT / f"{daemon}.{pid}", ignore_errors=True)
+    """Remove the crash-log folder of an FRR process that ran without ``-d`` (a config dry
+    run): /var/tmp/frr/<daemon>.<pid>/, empty or with its own log buffers only. A folder
+    of that name holding anything else is another daemon's (PIDs wrap around; a daemon's
+    folder has its PID before it forked): left alone."""
+    folder = CRASHLOG_ROOT / f"{daemon}.{pid}"
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    if any(e.name != f"logbuf.{pid}" for e in entries):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def remove_crashlog_dirs(folders: set[tuple[Path, int]], wait_s: float = 5.0) -> None:

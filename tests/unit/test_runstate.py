@@ -302,3 +302,18 @@ def test_no_crashlog_folder_root_means_no_wait(
     t0 = time.monotonic()
     assert runstate.frr_crashlog_dir(os.getpid(), "zebra", wait_s=30) is None
     assert time.monotonic() - t0 < 5
+
+
+def test_dry_run_crashlog_folder_removed_but_not_another_daemons(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config dry run (no -d) leaves an empty /var/tmp/frr/<daemon>.<pid>; after the
+    PIDs wrapped around, a folder of that name may be a running daemon's."""
+    monkeypatch.setattr(runstate, "CRASHLOG_ROOT", tmp_path)
+    (tmp_path / "zebra.10").mkdir()
+    (tmp_path / "ospfd.11").mkdir()
+    (tmp_path / "ospfd.11" / "logbuf.11").write_text("")
+    (tmp_path / "ospfd.12").mkdir()
+    (tmp_path / "ospfd.12" / "logbuf.13").write_text("")  # forked daemon 13's folder
+    for daemon, pid in (("zebra", 10), ("ospfd", 11), ("ospfd", 12), ("ospfd", 14)):
+        runstate.remove_crashlog_dir(daemon, pid)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ospfd.12"]
