@@ -118,6 +118,9 @@ class Dmano:
         self.announced_cost: dict[str, int] = {}
         self.announced_state: dict[str, InstanceState] = {}
         self.fast_withdrawals = 0  # instances withdrawn between periods (liveness)
+        self.notifications = 0  # LSA updates and deletes the OSPF API reported
+        self._status_dir_made = False
+        self._tables_json: tuple[dict[int, ServiceTable], dict[str, Any]] | None = None
         self._compute_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.have = DesiredState()
@@ -151,11 +154,13 @@ class Dmano:
 
     # -- OSPF API callbacks ------------------------------------------------------------
     def _lsa_update(self, raw: bytes) -> None:
+        self.notifications += 1
         membership = self.mirror.membership_version
         if self.mirror.apply_update(raw):
             self._lsdb_changed(membership)
 
     def _lsa_delete(self, raw: bytes) -> None:
+        self.notifications += 1
         membership = self.mirror.membership_version
         if self.mirror.apply_delete(raw):
             self._lsdb_changed(membership)
@@ -508,7 +513,7 @@ class Dmano:
                          "announced": sorted(self.session.announced),
                          "pending_withdrawals": sorted(self.session.pending_withdrawals)},
             "lsdb": {"routers": len(view.routers), "networks": len(view.networks),
-                     "instances": len(view.instances),
+                     "instances": len(view.instances), "notifications": self.notifications,
                      "malformed": self.mirror.stats.as_dict(),
                      "replacement_deletes_ignored": self.mirror.replaced_ignored},
             "local_instances": {
@@ -530,14 +535,27 @@ class Dmano:
             "connector": {"kind": self.writer.kind, "writes": self.writer.writes,
                           "write_bytes": self.writer.write_bytes,
                           "last_error": self.last_error},
-            **tables_to_json(self.tables),
+            **self._tables_as_json(),
         }
 
+    def _tables_as_json(self) -> dict[str, Any]:
+        """:func:`tables_to_json` of the current tables, kept until they change."""
+        if self._tables_json is None or self._tables_json[0] is not self.tables:
+            self._tables_json = (self.tables, tables_to_json(self.tables))
+        return self._tables_json[1]
+
     def write_status(self, stopped: bool = False) -> None:
+        """Write :meth:`status` to the status file: compact JSON (the C encoder; with
+        ``indent`` Python's own encoder took most of an idle D-MANO's CPU at 200
+        nodes), its folder made on the first write; ``dmano show`` prints it for
+        people."""
         path = self.cfg.status_file
         try:
-            write_json_atomic(path, self.status(stopped), sort_keys=True, mkdir=True)
+            write_json_atomic(path, self.status(stopped), indent=None, sort_keys=True,
+                              mkdir=not self._status_dir_made)
+            self._status_dir_made = True
         except OSError as exc:
+            self._status_dir_made = False
             log.warning("cannot write status file %s: %s", path, exc)
 
 

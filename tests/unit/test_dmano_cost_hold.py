@@ -73,7 +73,7 @@ def test_a_cost_churn_is_taken_in_batches_and_a_withdrawal_at_once(
 
     monkeypatch.setattr(d, "_recompute", counting)
 
-    async def main() -> tuple[int, float]:
+    async def main() -> tuple[int, float, int]:
         stop = asyncio.Event()
         task = asyncio.ensure_future(d.run(stop))
         loop = asyncio.get_running_loop()
@@ -105,18 +105,20 @@ def test_a_cost_churn_is_taken_in_batches_and_a_withdrawal_at_once(
             while members(d) != {1}:
                 assert loop.time() - t_gone < 5.0, "the withdrawal was never acted on"
                 await asyncio.sleep(0.005)
-            return churn, loop.time() - t_gone
+            return churn, loop.time() - t_gone, seq
         finally:
             stop.set()
             await task
 
-    churn, reaction = asyncio.run(main())
+    churn, reaction, seq_end = asyncio.run(main())
     # hold 0.1, 0.2, 0.4, 0.8, 1.6, 2 s: about 7 recomputations instead of 300
     assert 3 <= churn <= 15, churn
     assert d.throttle.costs_held >= 3
     assert reaction < 0.5, f"the withdrawal waited {reaction:.2f} s for the cost hold"
     status = d.status()
     assert status["cost_recomputes_held"] == d.throttle.costs_held
+    # every LSA the OSPF API reported is counted: 2, the churn, 1 more, the withdrawal
+    assert status["lsdb"]["notifications"] == 2 + (seq_end - 1) + 1, seq_end
 
 
 def test_on_a_quiet_network_a_cost_change_is_taken_at_once(
