@@ -12,7 +12,8 @@ made. :func:`clean` reads the registries and removes exactly those things:
 - processes recorded by PID (checked against their recorded start time, so a reused
   PID is never touched);
 - FRR crash-log folders of the daemons that were ended (``/var/tmp/frr/<d>.<pid>``);
-- the run folder itself.
+- the run folder itself, and after the last run the tmpfs mounted for the run folders
+  (:mod:`topologies.runroot`).
 
 Nothing else on the host is touched: no other namespace, bridge or process.
 """
@@ -31,6 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from topologies import runroot
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +183,13 @@ def ensure_bpffs() -> None:
 
 
 def new_run(topology: str = "") -> Registry:
-    """Create a run folder and its registry, owned by this process."""
-    RUN_ROOT.mkdir(parents=True, exist_ok=True)
+    """Create a run folder and its registry, owned by this process (the root in memory:
+    :mod:`topologies.runroot`)."""
     run_id = time.strftime("%m%d%H%M%S") + secrets.token_hex(2)
     folder = RUN_ROOT / run_id
-    folder.mkdir(mode=0o755)
+    with runroot.locked(RUN_ROOT):
+        runroot.ensure(RUN_ROOT)
+        folder.mkdir(mode=0o755)
     reg = Registry(run_id=run_id, folder=folder, owner_pid=os.getpid(),
                    owner_start=proc_start_time(os.getpid()), topology=topology)
     reg.save()
@@ -394,8 +399,8 @@ def clean_run(reg: Registry) -> None:
     with contextlib.suppress(OSError):
         BPF_ROOT.rmdir()  # only if empty
     shutil.rmtree(reg.folder, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        RUN_ROOT.rmdir()  # only if empty
+    with runroot.locked(RUN_ROOT):
+        runroot.release(RUN_ROOT)  # the last run: unmount our tmpfs, remove the folder
 
 
 def clean(include_live: bool = False, run_id: str | None = None) -> list[str]:
@@ -412,6 +417,9 @@ def clean(include_live: bool = False, run_id: str | None = None) -> list[str]:
             continue
         clean_run(reg)
         cleaned.append(reg.run_id)
+    if run_id is None:
+        with runroot.locked(RUN_ROOT):
+            runroot.release(RUN_ROOT)  # also one no run was cleaned from (a crash)
     return cleaned
 
 
