@@ -245,7 +245,6 @@ class Dmano:
                     await asyncio.sleep(DEBOUNCE_S)  # a burst of LSAs: compute once
                     await self._hold(stop)
                     self.lsdb_changed.clear()
-                    self.membership_changed.clear()
                     versions = self.mirror.topology_version, self.mirror.membership_version
                     await self.recompute()
                     self.throttle.done(*versions, time.monotonic())

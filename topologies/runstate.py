@@ -375,8 +375,9 @@ def clean_run(reg: Registry) -> None:
     # /var/tmp/frr/<daemon>.<pid>: the name has the PID before -d forked, and after the
     # PIDs wrapped around it may be another daemon's folder.
     crashlogs: set[tuple[Path, int]] = set()
+    recorded = {p["pid"] for p in reg.processes}
     for pid, comm in ended:
-        if comm in frr_daemons and pid not in {p["pid"] for p in reg.processes}:
+        if comm in frr_daemons and pid not in recorded:
             found = crashlog_dir_by_buffer(comm, pid)
             if found is not None:
                 crashlogs.add((found, pid))
